@@ -1,0 +1,15 @@
+//! `sgc-model`: the pure, deterministic, sans-IO protocol core of sgc.
+//!
+//! ```text
+//!   events (messages, membership views, timers, entropy) ──► state machine ──► commands
+//!                                                              │
+//!             Stateright checker (check/) ◄── same code ──► tokio drivers (impl/)
+//! ```
+//!
+//! Nothing here reads a clock, draws OS randomness or touches a socket or file (enforced by
+//! `model/clippy.toml`): time, randomness and I/O are inputs handed in by the caller.
+//!
+//! Modules:
+//! - [`tgdh`]: Tree-based Group Diffie-Hellman key agreement, generic over a crypto provider.
+
+pub mod tgdh;
