@@ -98,5 +98,10 @@ pub trait TgdhCrypto {
     fn sign(&self, signer: &MemberId, message: &[u8]) -> Result<Self::Signature, CryptoError>;
 
     /// Verifies `signature` over `message` as signed by `signer`.
-    fn verify(&self, signer: &MemberId, message: &[u8], signature: &Self::Signature) -> Result<(), CryptoError>;
+    fn verify(
+        &self,
+        signer: &MemberId,
+        message: &[u8],
+        signature: &Self::Signature,
+    ) -> Result<(), CryptoError>;
 }

@@ -1,9 +1,23 @@
 //! Tree-based Group Diffie-Hellman (Kim, Perrig, Tsudik) as Secure Spread runs it: members
 //! receive membership views and protocol messages in agreed order within views and agree on a
 //! group key that changes with every view and every refresh.
+//!
+//! - [`tree`]: the key tree and its operations (prune, insertion point, holes, sponsors);
+//! - [`member`]: the member state machine (views and messages in, broadcasts and keys out);
+//! - [`message`]: signed protocol messages;
+//! - [`crypto`]: the provider trait; [`symbolic`]: the no-security provider for the checker;
+//! - [`sim`]: a deterministic in-memory group (atomic agreed delivery) used by tests,
+//!   benchmarks and the model checker;
+//! - [`check`]: the Stateright model, its properties and the audits.
 
+pub mod check;
 pub mod crypto;
+pub mod error;
+pub mod member;
+pub mod message;
+pub mod sim;
 pub mod symbolic;
+pub mod tree;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,3 +37,6 @@ impl std::fmt::Display for MemberId {
         f.write_str(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests;

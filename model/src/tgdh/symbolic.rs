@@ -30,13 +30,17 @@ pub enum Term {
         nonce: u64,
     },
     /// The key of an internal node: the Diffie-Hellman combination of two keys (sorted pair).
-    Node(Arc<(Term, Term)>),
+    Node(Arc<(Self, Self)>),
 }
 
 impl Term {
     /// The node key combining `a` and `b` (order-insensitive).
     pub fn node(a: Self, b: Self) -> Self {
-        if a <= b { Self::Node(Arc::new((a, b))) } else { Self::Node(Arc::new((b, a))) }
+        if a <= b {
+            Self::Node(Arc::new((a, b)))
+        } else {
+            Self::Node(Arc::new((b, a)))
+        }
     }
 
     /// Every share atom occurring in this term.
@@ -95,7 +99,10 @@ impl TgdhCrypto for Symbolic {
     type SessionKey = SymSessionKey;
 
     fn new_share(&self, who: &MemberId, nonce: u64, _entropy: &[u8; 32]) -> Term {
-        Term::Share { member: who.clone(), nonce }
+        Term::Share {
+            member: who.clone(),
+            nonce,
+        }
     }
 
     fn blind(&self, secret: &Term) -> Blind {
@@ -111,7 +118,11 @@ impl TgdhCrypto for Symbolic {
     }
 
     fn session_key(&self, root: &Term, group: &str, epoch: Epoch, _label: &str) -> SymSessionKey {
-        SymSessionKey { root: root.clone(), group: group.to_owned(), epoch }
+        SymSessionKey {
+            root: root.clone(),
+            group: group.to_owned(),
+            epoch,
+        }
     }
 
     fn key_id(&self, key: &SymSessionKey) -> u64 {
@@ -121,7 +132,10 @@ impl TgdhCrypto for Symbolic {
     }
 
     fn sign(&self, signer: &MemberId, message: &[u8]) -> Result<SymSignature, CryptoError> {
-        Ok(SymSignature { signer: signer.clone(), digest: digest(message) })
+        Ok(SymSignature {
+            signer: signer.clone(),
+            digest: digest(message),
+        })
     }
 
     fn verify(&self, signer: &MemberId, message: &[u8], signature: &SymSignature) -> Result<(), CryptoError> {

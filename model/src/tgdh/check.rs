@@ -1,0 +1,1 @@
+//! Stateright model of TGDH (in progress).
