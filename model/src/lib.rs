@@ -10,6 +10,8 @@
 //! `model/clippy.toml`): time, randomness and I/O are inputs handed in by the caller.
 //!
 //! Modules:
+//! - [`check`]: running a Stateright model and reporting as `sgc check` prints it;
 //! - [`tgdh`]: Tree-based Group Diffie-Hellman key agreement, generic over a crypto provider.
 
+pub mod check;
 pub mod tgdh;

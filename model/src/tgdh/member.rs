@@ -312,6 +312,9 @@ impl<S: Clone + Eq, P: Clone + Eq + Serialize> Member<S, P> {
             return st.reject(TgdhError::InvalidView("view identifier did not increase"));
         }
         self.epoch = Some(Epoch { view, refresh: 0 });
+        // A member that left and comes back is a new incarnation whose sequence numbers start
+        // again; replays of its old messages carry an old epoch and are rejected for that.
+        self.last_seq.retain(|m, _| members.contains(m));
         self.view = members;
         let (tree, fresh) = match self.tree.take() {
             Some(t) => (t, false),

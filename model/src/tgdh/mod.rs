@@ -39,4 +39,6 @@ impl std::fmt::Display for MemberId {
 }
 
 #[cfg(test)]
+mod check_tests;
+#[cfg(test)]
 mod tests;
