@@ -5,7 +5,7 @@
 //!
 //! - [`FfdhProvider`]: finite-field DH in a safe-prime group ([`FfdhGroup`]: RFC 7919
 //!   `ffdhe2048` / `ffdhe3072`, RFC 3526 2048-bit MODP), 256-bit exponents derived by HKDF,
-//!   blinded keys validated with the Legendre symbol ([`jacobi`]);
+//!   blinded keys validated with the Legendre symbol ([`jacobi()`]);
 //! - [`X25519Provider`]: the same tree over X25519 (6-11× faster), low-order points rejected.
 //!
 //! Both sign protocol messages with Ed25519 through a shared [`SignatureDirectory`], derive
