@@ -1,1 +1,83 @@
-fn main() {}
+//! `sgc`: the command line of the sgc secure group communication system.
+//!
+//! Subcommands so far:
+//! - `sgc check tgdh [--members N] [--mutant NAME] [--list-mutants] [--json]`: model-check TGDH;
+//! - `sgc bench tgdh [--group G] [--sizes 2,4,...] [--json]`: TGDH costs per event and size;
+//! - `sgc demo`: a TGDH walk-through with real cryptography (join, leave, partition, merge,
+//!   refresh), printed as a timeline.
+//!
+//! Exit status: 0 on success; 1 when a checked property fails; 2 on bad usage.
+
+mod bench_tgdh;
+mod check_cmd;
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// sgc: secure group communication with formally checked protocols.
+#[derive(Parser, Debug)]
+#[command(name = "sgc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Model-check a protocol and report every property.
+    Check {
+        #[command(subcommand)]
+        model: check_cmd::CheckModel,
+    },
+    /// Run a benchmark and print its figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// Walk through TGDH with real cryptography: members join, leave, split and merge.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchWhat {
+    /// TGDH costs (rounds, messages, exponentiations, signatures, time) per event and size.
+    Tgdh(bench_tgdh::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { model } => check_cmd::run(model),
+        Command::Bench {
+            what: BenchWhat::Tgdh(args),
+        } => bench_tgdh::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sgc: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Errors of the command line (bad usage or a failed run).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A flag's value is not acceptable.
+    #[error("{0}")]
+    Usage(String),
+    /// Output could not be written or encoded.
+    #[error("output: {0}")]
+    Output(String),
+    /// A cryptographic provider failed (a bug or a bad configuration).
+    #[error("crypto: {0}")]
+    Crypto(String),
+}

@@ -571,9 +571,9 @@ impl<S: Clone + Eq, P: Clone + Eq + Serialize> Member<S, P> {
         if trees.values().any(|t| !t.members().is_disjoint(&members)) {
             return Err(TgdhError::MalformedTree("trees overlap"));
         }
-        for (_, bkey) in tree.bkeys() {
-            st.crypto.validate_public(bkey)?;
-        }
+        // Blinded keys of a received tree are validated by the provider when they are used as
+        // a base (every `combine` validates its input): validating all of them here would
+        // cost one Legendre symbol per node of the whole tree on the critical path.
         let mut trees = trees.clone();
         trees.insert(sender.clone(), tree);
         let covered: usize = trees.values().map(|t| t.leaves().len()).sum();

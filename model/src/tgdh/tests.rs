@@ -243,3 +243,22 @@ fn replays_and_off_path_keys_are_rejected() {
     );
     assert!(matches!(err, TgdhError::NotOnSenderPath { .. }), "{err:?}");
 }
+
+#[test]
+fn a_dealt_group_equals_a_grown_group_in_shape_and_agrees_after_events() {
+    let all = ids(0..11);
+    let grown = SimGroup::grown(&Symbolic, "g", &all);
+    let mut dealt = SimGroup::dealt(&Symbolic, "g", &all).expect("dealt");
+    assert!(dealt.agreed());
+    let shape = |g: &SimGroup<Symbolic>| {
+        g.members
+            .values()
+            .next()
+            .and_then(|m| m.tree.as_ref())
+            .map(|t| t.leaves().into_iter().map(|m| t.path_to(m)).collect::<Vec<_>>())
+    };
+    assert_eq!(shape(&grown), shape(&dealt));
+    dealt.install_view(&Symbolic, set(&all[1..]), &mut NoMeter);
+    dealt.run(&Symbolic, &mut NoMeter);
+    assert!(dealt.agreed());
+}
