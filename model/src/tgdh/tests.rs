@@ -262,3 +262,17 @@ fn a_dealt_group_equals_a_grown_group_in_shape_and_agrees_after_events() {
     dealt.run(&Symbolic, &mut NoMeter);
     assert!(dealt.agreed());
 }
+
+#[test]
+fn large_partition_with_many_holes_agrees() {
+    for total in [20usize, 40, 90, 134] {
+        let all: Vec<MemberId> = (0..total).map(|i| MemberId::new(format!("m{i}"))).collect();
+        let mut g = SimGroup::dealt(&Symbolic, "g", &all).expect("dealt");
+        let leaving: BTreeSet<MemberId> = all.iter().skip(1).step_by(4).take(total / 4).cloned().collect();
+        let mut other = g.split(&Symbolic, &leaving, &mut NoMeter);
+        let s = g.run(&Symbolic, &mut NoMeter);
+        let t = other.run(&Symbolic, &mut NoMeter);
+        assert_eq!((s.rejected, t.rejected), (0, 0), "rejections at {total}");
+        assert!(g.agreed() && other.agreed(), "disagreement at {total}");
+    }
+}
