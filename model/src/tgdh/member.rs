@@ -596,7 +596,8 @@ impl<S: Clone + Eq, P: Clone + Eq + Serialize> Member<S, P> {
         let mut parts = Vec::with_capacity(trees.len());
         for public in trees.values() {
             if public.members().contains(me) {
-                let mut local = self.tree.take().ok_or(TgdhError::Unexpected("no local tree"))?;
+                // A copy: a malformed tree must leave our state untouched.
+                let mut local = self.tree.clone().ok_or(TgdhError::Unexpected("no local tree"))?;
                 adopt(&mut local, public, me)?;
                 parts.push(local);
             } else {

@@ -41,4 +41,6 @@ impl std::fmt::Display for MemberId {
 #[cfg(test)]
 mod check_tests;
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
