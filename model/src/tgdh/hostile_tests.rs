@@ -130,10 +130,9 @@ proptest! {
         prop_assume!(forged != original);
         if resign {
             // An insider signing whatever it likes: authentic, possibly malicious.
-            if let Ok(bytes) = forged.message.signing_bytes() {
-                if let Ok(sig) = Symbolic.sign(&forged.message.sender, &bytes) {
-                    forged.signature = sig;
-                }
+            let resigned = forged.message.signing_bytes().ok().and_then(|b| Symbolic.sign(&forged.message.sender, &b).ok());
+            if let Some(sig) = resigned {
+                forged.signature = sig;
             }
         }
         let names: Vec<MemberId> = group.members.keys().cloned().collect();
