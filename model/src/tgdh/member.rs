@@ -601,7 +601,7 @@ impl<S: Clone + Eq, P: Clone + Eq + Serialize> Member<S, P> {
                 adopt(&mut local, public, me)?;
                 parts.push(local);
             } else {
-                parts.push(public.to_private());
+                parts.push(public.without_keys());
             }
         }
         parts.sort_by(|a, b| {

@@ -299,6 +299,14 @@ impl<S, P> Tree<S, P> {
     where
         P: Clone,
     {
+        self.without_keys()
+    }
+
+    /// This tree's structure and blinded keys, with no secret keys (of any secret type).
+    pub fn without_keys<T>(&self) -> Tree<T, P>
+    where
+        P: Clone,
+    {
         match self {
             Self::Leaf { member, bkey, .. } => Tree::Leaf {
                 member: member.clone(),
@@ -310,8 +318,8 @@ impl<S, P> Tree<S, P> {
             } => Tree::Node {
                 bkey: bkey.clone(),
                 key: None,
-                left: Box::new(left.to_public()),
-                right: Box::new(right.to_public()),
+                left: Box::new(left.without_keys()),
+                right: Box::new(right.without_keys()),
             },
         }
     }
@@ -355,25 +363,6 @@ impl<S, P> Tree<S, P> {
 }
 
 impl<P: Clone> PublicTree<P> {
-    /// A private tree with this structure and blinded keys and no secrets.
-    pub fn to_private<S>(&self) -> Tree<S, P> {
-        match self {
-            Self::Leaf { member, bkey, .. } => Tree::Leaf {
-                member: member.clone(),
-                bkey: bkey.clone(),
-                key: None,
-            },
-            Self::Node {
-                bkey, left, right, ..
-            } => Tree::Node {
-                bkey: bkey.clone(),
-                key: None,
-                left: Box::new(left.to_private()),
-                right: Box::new(right.to_private()),
-            },
-        }
-    }
-
     /// Checks a received tree: distinct members, height bounded, blinded keys downward closed.
     pub fn check_well_formed(&self) -> Result<(), TgdhError> {
         if self.height() > MAX_HEIGHT {
