@@ -1,0 +1,131 @@
+//! The command-line contracts of `docs/cli.md`, exercised on the built `sgc` binary: JSON
+//! shapes, exit statuses and usage errors of `sgc check tgdh`, `sgc bench tgdh` and `sgc demo`.
+
+use std::process::{Command, Output};
+
+fn sgc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sgc"))
+        .args(args)
+        .output()
+        .expect("sgc runs")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+#[test]
+fn check_tgdh_json_reports_every_property_and_exits_zero() {
+    let out = sgc(&["check", "tgdh", "--members", "3", "--events", "2", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["model"], "tgdh");
+    assert!(v["mutant"].is_null());
+    assert!(v["states"].as_u64().is_some_and(|n| n > 100));
+    assert_eq!(v["complete"], true);
+    let props = v["properties"].as_array().expect("properties");
+    assert!(props.len() >= 9);
+    for p in props {
+        assert!(
+            p["name"].is_string() && p["holds"] == true && p["counterexample"].is_null(),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn check_tgdh_with_a_mutant_fails_with_a_counterexample() {
+    let out = sgc(&[
+        "check",
+        "tgdh",
+        "--members",
+        "3",
+        "--mutant",
+        "leave-no-refresh",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["mutant"], "leave-no-refresh");
+    let failing: Vec<_> = v["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .filter(|p| p["holds"] == false)
+        .collect();
+    assert!(!failing.is_empty());
+    assert!(
+        failing
+            .iter()
+            .all(|p| p["counterexample"].as_str().is_some_and(|c| !c.is_empty()))
+    );
+}
+
+#[test]
+fn list_mutants_and_usage_errors() {
+    let out = sgc(&["check", "tgdh", "--list-mutants", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(json(&out).as_array().is_some_and(|a| a.len() >= 4));
+    let out = sgc(&["check", "tgdh", "--mutant", "no-such-bug"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mutant"));
+    let out = sgc(&["bench", "tgdh", "--group", "rsa512"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bench_tgdh_prints_one_json_line_per_event_and_size() {
+    let out = sgc(&[
+        "bench",
+        "tgdh",
+        "--group",
+        "x25519",
+        "--sizes",
+        "2,5",
+        "--events",
+        "join,leave",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        for key in [
+            "event",
+            "group",
+            "n",
+            "height",
+            "rounds",
+            "messages",
+            "exps_serial",
+            "exps_total",
+            "ms_serial",
+        ] {
+            assert!(!r[key].is_null(), "{key} missing in {r}");
+        }
+        assert_eq!(r["agreed"], true);
+    }
+    assert_eq!(rows[0]["event"], "join");
+    assert_eq!(rows[2]["rounds"], 1, "a leave takes one round");
+}
+
+#[test]
+fn demo_agrees_at_every_step() {
+    let out = sgc(&["demo", "--group", "x25519"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("merge") && !text.contains("NO AGREED KEY"));
+}
