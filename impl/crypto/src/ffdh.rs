@@ -16,8 +16,14 @@
 //! Every received blinded key is validated: `1 < BK < p - 1` and the Legendre symbol
 //! `(BK|p) = +1` (membership in the order-`q` subgroup of the safe prime).
 //!
-//! **Side channels**: num-bigint's `modpow` is *not* constant time, and its temporaries
-//! (`BigUint`s holding exponents and DH results) cannot be zeroized. The byte encodings of
+//! **Arithmetic** ([`crate::monty`], private): Montgomery multiplication on fixed-size `u64`
+//! limbs; `blind` uses a per-group fixed-base table for `g` (built once, on first use, about
+//! 0.7 MB for 2048-bit groups), `combine` a sliding-window exponentiation. Both are
+//! cross-checked against num-bigint's `modpow` in the tests.
+//!
+//! **Side channels**: neither this exponentiation nor num-bigint's `modpow` is constant time
+//! (table lookups indexed by secret exponent digits, exponent-dependent control flow), and
+//! the `BigUint` temporaries (exponents, DH results) cannot be zeroized. The byte encodings of
 //! secrets and DH results are zeroized. A constant-time backend (crypto-bigint) can replace
 //! this one behind the same trait.
 
@@ -34,6 +40,7 @@ use crate::bytes_serde;
 use crate::groups::{FfdhGroup, FfdhParams};
 use crate::jacobi::jacobi;
 use crate::kdf::{NODE_SALT, hkdf_32_nonzero, push_length_prefixed};
+use crate::monty::Arith;
 use crate::secret::NodeSecret;
 use crate::session::{SessionKey, derive_session_key, key_id};
 use crate::sign::{Ed25519Signature, SignatureDirectory};
@@ -170,13 +177,13 @@ impl TgdhCrypto for FfdhProvider {
     }
 
     fn blind(&self, secret: &NodeSecret) -> FfdhPublic {
-        let bk = self.params.g.modpow(&Self::exponent(secret), &self.params.p);
+        let bk = Arith::of(self.params.group).pow_g(&Self::exponent(secret));
         FfdhPublic(self.params.encode(&bk))
     }
 
     fn combine(&self, own: &NodeSecret, sibling: &FfdhPublic) -> Result<NodeSecret, CryptoError> {
         let base = self.element(sibling)?;
-        let shared = base.modpow(&Self::exponent(own), &self.params.p);
+        let shared = Arith::of(self.params.group).pow(&base, &Self::exponent(own));
         let encoded = Zeroizing::new(self.params.encode(&shared));
         Ok(NodeSecret::from_bytes(hkdf_32_nonzero(
             &encoded, NODE_SALT, NODE_INFO,

@@ -26,8 +26,9 @@
 //!
 //! The run-time group selection for the CLI is [`GroupChoice`].
 //!
-//! **Side channels**: the finite-field provider uses num-bigint, whose `modpow` is not
-//! constant time (see [`ffdh`]); X25519 and Ed25519 (dalek) are.
+//! **Side channels**: the finite-field provider's exponentiations (Montgomery arithmetic on
+//! `u64` limbs with a fixed-base table for `g`, cross-checked against num-bigint's `modpow`)
+//! are not constant time (see [`ffdh`]); X25519 and Ed25519 (dalek) are.
 
 pub mod choice;
 pub mod ffdh;
@@ -39,6 +40,7 @@ pub mod x25519;
 
 mod bytes_serde;
 mod kdf;
+mod monty;
 mod secret;
 
 pub use choice::GroupChoice;
