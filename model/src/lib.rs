@@ -10,6 +10,8 @@
 //! `model/clippy.toml`): time, randomness and I/O are inputs handed in by the caller.
 //!
 //! Modules:
+//! - [`ring`]: the daemon ring protocol (Totem-style token ring, membership, Extended Virtual Synchrony).
 //! - [`tgdh`]: Tree-based Group Diffie-Hellman key agreement, generic over a crypto provider.
 
+pub mod ring;
 pub mod tgdh;
