@@ -216,6 +216,24 @@ fn t10_three_daemons_form_one_ring_and_agree_on_order() {
     assert_eq!(v["ring"]["members"], serde_json::json!(["d0", "d1", "d2"]));
     assert!(v["ring"]["id"].is_string() && v["delivered"].is_u64());
 
+    // Bad admin input is answered with an error, never fatal; an oversized line closes.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::net::TcpStream::connect(c.d("d1").admin).expect("admin");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(b"{\"cmd\":\"explode\"}\nnot json\n").expect("write");
+        let mut r = BufReader::new(s.try_clone().expect("clone"));
+        for _ in 0..2 {
+            let mut line = String::new();
+            r.read_line(&mut line).expect("answer");
+            assert!(line.contains("\"ok\":false"), "{line}");
+        }
+        let _ = s.write_all(&vec![b'x'; 70_000]);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        assert!(line.contains("too long"), "{line}");
+    }
+
     // Concurrent senders, Agreed and Safe: same messages, same order, same configuration.
     for d in ["d0", "d1", "d2"] {
         c.send(d, 40, SendService::Agreed);

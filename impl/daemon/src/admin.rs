@@ -21,7 +21,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -175,24 +175,30 @@ pub async fn serve(listener: TcpListener, to_runtime: mpsc::Sender<Pending>) {
 
 async fn connection(stream: tokio::net::TcpStream, tx: mpsc::Sender<Pending>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut lines = tokio::io::BufReader::new(read).lines();
-    while let Some(line) = lines.next_line().await? {
-        if line.trim().is_empty() {
-            continue;
+    let mut reader = tokio::io::BufReader::new(read);
+    loop {
+        let mut line = Vec::new();
+        let limit = u64::try_from(MAX_REQUEST).unwrap_or(u64::MAX) + 1;
+        if (&mut reader).take(limit).read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
         }
-        let resp = if line.len() > MAX_REQUEST {
+        let too_long = line.len() > MAX_REQUEST;
+        let resp = if too_long {
             Response::err("request too long")
         } else {
-            match serde_json::from_str::<Request>(&line) {
+            match serde_json::from_slice::<Request>(line.trim_ascii()) {
                 Ok(req) => ask(&tx, req).await,
+                Err(_) if line.trim_ascii().is_empty() => continue,
                 Err(e) => Response::err(format!("bad request: {e}")),
             }
         };
         let mut out = serde_json::to_vec(&resp).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
         out.push(b'\n');
         write.write_all(&out).await?;
+        if too_long {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 async fn ask(tx: &mpsc::Sender<Pending>, req: Request) -> Response {
