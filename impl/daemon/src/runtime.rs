@@ -33,6 +33,9 @@ use crate::config::DaemonConfig;
 use crate::store::{Store, StoreError};
 use crate::transport::Codec;
 
+/// Bound on `count × size` of one admin `send` (testing hook).
+pub const MAX_SEND_BYTES: u64 = 1 << 30;
+
 /// Errors that stop a daemon.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -425,6 +428,11 @@ impl Runtime {
             SendService::Agreed => Service::Agreed,
             SendService::Safe => Service::Safe,
         };
+        if u64::from(count).saturating_mul(size.max(1) as u64) > MAX_SEND_BYTES {
+            return Response::err(format!(
+                "count × size above the {MAX_SEND_BYTES} byte bound of the testing hook"
+            ));
+        }
         let first = self.next_msg;
         for _ in 0..count {
             let id = MsgId {
