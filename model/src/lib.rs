@@ -11,7 +11,9 @@
 //!
 //! Modules:
 //! - [`check`]: running a Stateright model and reporting as `sgc check` prints it;
+//! - [`ring`]: the daemon ring protocol (Totem-style token ring, membership, Extended Virtual Synchrony);
 //! - [`tgdh`]: Tree-based Group Diffie-Hellman key agreement, generic over a crypto provider.
 
 pub mod check;
+pub mod ring;
 pub mod tgdh;

@@ -4,12 +4,19 @@
 //! - `sgc check tgdh [--members N] [--mutant NAME] [--list-mutants] [--json]`: model-check TGDH;
 //! - `sgc bench tgdh [--group G] [--sizes 2,4,...] [--json]`: TGDH costs per event and size;
 //! - `sgc demo`: a TGDH walk-through with real cryptography (join, leave, partition, merge,
-//!   refresh), printed as a timeline.
+//!   refresh), printed as a timeline;
+//! - `sgc daemon --config FILE`: run one daemon (`--example-config` prints a configuration);
+//! - `sgc cluster up --daemons N [--dir DIR] [--json]` / `sgc cluster down --dir DIR`: a local
+//!   cluster on loopback;
+//! - `sgc admin --daemon ADDR status|log|partition|heal|send|shutdown`: the admin endpoint.
 //!
 //! Exit status: 0 on success; 1 when a checked property fails; 2 on bad usage.
 
+mod admin_cmd;
 mod bench_tgdh;
 mod check_cmd;
+mod cluster;
+mod daemon_cmd;
 mod demo;
 
 use std::process::ExitCode;
@@ -38,6 +45,15 @@ enum Command {
     },
     /// Walk through TGDH with real cryptography: members join, leave, split and merge.
     Demo(demo::DemoArgs),
+    /// Run one daemon in the foreground.
+    Daemon(daemon_cmd::DaemonArgs),
+    /// Start or stop a local cluster of daemons on loopback.
+    Cluster {
+        #[command(subcommand)]
+        cmd: cluster::ClusterCommand,
+    },
+    /// Query or steer a running daemon through its admin endpoint.
+    Admin(admin_cmd::AdminArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,17 +63,27 @@ enum BenchWhat {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Daemon(_)) {
+        "info"
+    } else {
+        "error"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { model } => check_cmd::run(model),
         Command::Bench {
             what: BenchWhat::Tgdh(args),
         } => bench_tgdh::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Daemon(args) => daemon_cmd::run(&args),
+        Command::Cluster { cmd } => cluster::run(&cmd),
+        Command::Admin(args) => admin_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

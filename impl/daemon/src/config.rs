@@ -1,0 +1,457 @@
+//! The daemon's TOML configuration: identity, addresses, peers, timeouts and window sizes.
+//!
+//! Parsing is two steps: `toml` + `serde` into [`DaemonConfig`] (unknown keys rejected), then
+//! [`DaemonConfig::validate`], which names the offending key in every error. The ring machine's
+//! own [`RingConfig`] is derived from it by [`DaemonConfig::ring_config`]. See `docs/daemon.md`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sgc_model::ring::{NodeId, RingConfig};
+
+/// Errors of loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (the message names the key).
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key has an unacceptable value.
+    #[error("config key `{key}`: {problem}")]
+    Invalid {
+        /// Dotted key path, e.g. `timeouts.token_loss_ms`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// One daemon of the configuration (the peer list includes this daemon).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Node id (unique).
+    pub id: NodeId,
+    /// Name (unique), used by the admin commands.
+    pub name: String,
+    /// Its UDP ring address.
+    pub addr: SocketAddr,
+}
+
+/// This daemon's identity and addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Node id; must appear in `peers`.
+    pub id: NodeId,
+    /// Name; must match the `peers` entry of `id`.
+    pub name: String,
+    /// UDP address of the ring socket; must equal this daemon's `peers` address.
+    pub listen: SocketAddr,
+    /// TCP admin endpoint (loopback only).
+    pub admin: SocketAddr,
+    /// Client endpoint (reserved for the client protocol; not served yet).
+    pub client: SocketAddr,
+    /// Directory of the durable record, relative to the config file's directory.
+    pub data_dir: PathBuf,
+}
+
+/// Timeouts in milliseconds (ring-protocol.md §2.3, §3.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// No token for this long starts a membership change.
+    pub token_loss_ms: u64,
+    /// Re-send the last forwarded token after this long.
+    pub token_retransmit_ms: u64,
+    /// Join re-broadcast period.
+    pub join_ms: u64,
+    /// Consensus timeout.
+    pub consensus_ms: u64,
+    /// Merge-detection probe period.
+    pub merge_detect_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let r = RingConfig::new(vec![0]);
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            token_loss_ms: ms(r.token_loss),
+            token_retransmit_ms: ms(r.token_retransmit),
+            join_ms: ms(r.join),
+            consensus_ms: ms(r.consensus),
+            merge_detect_ms: ms(r.merge_detect),
+        }
+    }
+}
+
+/// Flow control (ring-protocol.md §2.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Window {
+    /// Packets per token visit.
+    pub max_messages: u32,
+    /// Packets per rotation.
+    pub window_size: u32,
+    /// Bound on `seq - safe_line`.
+    pub max_gap: u64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        let r = RingConfig::new(vec![0]);
+        Self {
+            max_messages: r.max_messages,
+            window_size: r.window_size,
+            max_gap: r.max_gap,
+        }
+    }
+}
+
+/// Runtime knobs that change timing only, never protocol decisions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// Hold an idle regular token this long before forwarding it (0: never), so an idle ring
+    /// does not spin; must be below `timeouts.token_retransmit_ms`.
+    pub idle_token_delay_ms: u64,
+    /// Largest datagram accepted (bytes, at most 65507).
+    pub max_datagram: usize,
+    /// Entries kept in the delivery log served by the admin `log` command.
+    pub delivery_log: usize,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        Self {
+            idle_token_delay_ms: 2,
+            max_datagram: 65_507,
+            delivery_log: 100_000,
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Cluster name; packets of other clusters are dropped.
+    pub cluster: String,
+    /// This daemon.
+    pub daemon: DaemonSection,
+    /// Every daemon of the cluster, this one included.
+    pub peers: Vec<Peer>,
+    /// Timeouts.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Flow control.
+    #[serde(default)]
+    pub window: Window,
+    /// Runtime knobs.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+}
+
+impl DaemonConfig {
+    /// Read, parse and validate a file; a relative `data_dir` is resolved against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut cfg = Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        if cfg.daemon.data_dir.is_relative() {
+            let base = path.parent().unwrap_or_else(|| Path::new("."));
+            cfg.daemon.data_dir = base.join(&cfg.daemon.data_dir);
+        }
+        Ok(cfg)
+    }
+
+    /// Parse and validate TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Render as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Check every key; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cluster.is_empty() {
+            return Err(invalid("cluster", "must not be empty"));
+        }
+        self.validate_peers()?;
+        let d = &self.daemon;
+        if d.name.is_empty() {
+            return Err(invalid("daemon.name", "must not be empty"));
+        }
+        let Some(me) = self.peers.iter().find(|p| p.id == d.id) else {
+            return Err(invalid("daemon.id", format!("{} is not in `peers`", d.id)));
+        };
+        if me.name != d.name {
+            return Err(invalid(
+                "daemon.name",
+                format!(
+                    "`{}` differs from the peers entry of id {} (`{}`)",
+                    d.name, d.id, me.name
+                ),
+            ));
+        }
+        if me.addr != d.listen {
+            return Err(invalid(
+                "daemon.listen",
+                format!(
+                    "{} differs from the peers entry of id {} ({})",
+                    d.listen, d.id, me.addr
+                ),
+            ));
+        }
+        if !d.admin.ip().is_loopback() {
+            return Err(invalid("daemon.admin", "the admin endpoint must be on loopback"));
+        }
+        if d.admin == d.client || (d.admin.port() == d.listen.port() && d.admin.ip() == d.listen.ip()) {
+            return Err(invalid(
+                "daemon.admin",
+                "must differ from daemon.listen and daemon.client",
+            ));
+        }
+        self.validate_timeouts()?;
+        self.validate_window()?;
+        let r = &self.runtime;
+        if !(512..=65_507).contains(&r.max_datagram) {
+            return Err(invalid("runtime.max_datagram", "must be between 512 and 65507"));
+        }
+        if r.idle_token_delay_ms >= self.timeouts.token_retransmit_ms {
+            return Err(invalid(
+                "runtime.idle_token_delay_ms",
+                "must be below timeouts.token_retransmit_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_peers(&self) -> Result<(), ConfigError> {
+        if self.peers.is_empty() {
+            return Err(invalid("peers", "at least this daemon must be listed"));
+        }
+        let (mut ids, mut names, mut addrs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for (i, p) in self.peers.iter().enumerate() {
+            if !ids.insert(p.id) {
+                return Err(invalid(
+                    format!("peers[{i}].id"),
+                    format!("duplicate id {}", p.id),
+                ));
+            }
+            if p.name.is_empty() || p.name.contains(',') {
+                return Err(invalid(
+                    format!("peers[{i}].name"),
+                    "must be non-empty, without commas",
+                ));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(invalid(
+                    format!("peers[{i}].name"),
+                    format!("duplicate name `{}`", p.name),
+                ));
+            }
+            if !addrs.insert(p.addr) {
+                return Err(invalid(
+                    format!("peers[{i}].addr"),
+                    format!("duplicate address {}", p.addr),
+                ));
+            }
+            if p.addr.port() == 0 || p.addr.ip().is_unspecified() {
+                return Err(invalid(
+                    format!("peers[{i}].addr"),
+                    "needs a concrete IP and a non-zero port",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_timeouts(&self) -> Result<(), ConfigError> {
+        let t = &self.timeouts;
+        for (key, v) in [
+            ("timeouts.token_loss_ms", t.token_loss_ms),
+            ("timeouts.token_retransmit_ms", t.token_retransmit_ms),
+            ("timeouts.join_ms", t.join_ms),
+            ("timeouts.consensus_ms", t.consensus_ms),
+            ("timeouts.merge_detect_ms", t.merge_detect_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        if t.token_retransmit_ms >= t.token_loss_ms {
+            return Err(invalid(
+                "timeouts.token_retransmit_ms",
+                "must be below timeouts.token_loss_ms",
+            ));
+        }
+        if t.join_ms >= t.consensus_ms {
+            return Err(invalid("timeouts.join_ms", "must be below timeouts.consensus_ms"));
+        }
+        Ok(())
+    }
+
+    fn validate_window(&self) -> Result<(), ConfigError> {
+        let w = &self.window;
+        if w.max_messages == 0 {
+            return Err(invalid("window.max_messages", "must be positive"));
+        }
+        if w.window_size < w.max_messages {
+            return Err(invalid(
+                "window.window_size",
+                "must be at least window.max_messages",
+            ));
+        }
+        if w.max_gap == 0 {
+            return Err(invalid("window.max_gap", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The ring machine's parameters.
+    pub fn ring_config(&self) -> RingConfig {
+        let mut nodes: Vec<NodeId> = self.peers.iter().map(|p| p.id).collect();
+        nodes.sort_unstable();
+        let t = &self.timeouts;
+        let mut r = RingConfig::new(nodes);
+        r.token_loss = Duration::from_millis(t.token_loss_ms);
+        r.token_retransmit = Duration::from_millis(t.token_retransmit_ms);
+        r.join = Duration::from_millis(t.join_ms);
+        r.consensus = Duration::from_millis(t.consensus_ms);
+        r.merge_detect = Duration::from_millis(t.merge_detect_ms);
+        r.max_messages = self.window.max_messages;
+        r.window_size = self.window.window_size;
+        r.max_gap = self.window.max_gap;
+        r
+    }
+
+    /// The generated configuration of daemon `i` of a local cluster of `n` on loopback, the
+    /// default a newcomer uses (`sgc cluster up`): daemon `i` is named `d{i}` and uses ports
+    /// `base + 3i` (UDP ring), `base + 3i + 1` (admin), `base + 3i + 2` (client, reserved).
+    pub fn local(cluster: &str, n: u16, i: u16, base_port: u16) -> Self {
+        let addr = |j: u16, k: u16| SocketAddr::from(([127, 0, 0, 1], base_port + 3 * j + k));
+        let peers = (0..n)
+            .map(|j| Peer {
+                id: j,
+                name: format!("d{j}"),
+                addr: addr(j, 0),
+            })
+            .collect();
+        Self {
+            cluster: cluster.to_owned(),
+            daemon: DaemonSection {
+                id: i,
+                name: format!("d{i}"),
+                listen: addr(i, 0),
+                admin: addr(i, 1),
+                client: addr(i, 2),
+                data_dir: PathBuf::from("data"),
+            },
+            peers,
+            timeouts: Timeouts::default(),
+            window: Window::default(),
+            runtime: RuntimeSection::default(),
+        }
+    }
+
+    /// Name of a node, or its id as text.
+    pub fn name_of(&self, node: NodeId) -> String {
+        self.peers
+            .iter()
+            .find(|p| p.id == node)
+            .map_or_else(|| node.to_string(), |p| p.name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text() -> String {
+        DaemonConfig::local("c", 3, 1, 40_000).to_toml()
+    }
+
+    fn err_key(text: &str) -> String {
+        match DaemonConfig::parse(text) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn generated_config_round_trips() {
+        let cfg = DaemonConfig::parse(&text()).expect("valid");
+        assert_eq!(cfg, DaemonConfig::local("c", 3, 1, 40_000));
+        assert_eq!(cfg.ring_config().nodes, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let t = text();
+        assert_eq!(
+            err_key(&t.replace("token_loss_ms = 1250", "token_loss_ms = 0")),
+            "timeouts.token_loss_ms"
+        );
+        let mut c = DaemonConfig::local("c", 3, 1, 40_000);
+        c.daemon.id = 7;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "daemon.id"));
+        assert_eq!(
+            err_key(&t.replace("admin = \"127.0.0.1:40004\"", "admin = \"10.0.0.1:40004\"")),
+            "daemon.admin"
+        );
+        assert_eq!(
+            err_key(&t.replace("window_size = 50", "window_size = 1")),
+            "window.window_size"
+        );
+        assert_eq!(err_key(&t.replace("\"d2\"", "\"d0\"")), "peers[2].name");
+    }
+
+    #[test]
+    fn schema_errors_name_the_key() {
+        let e = DaemonConfig::parse(&text().replace("token_loss_ms", "token_lost_ms")).unwrap_err();
+        assert!(e.to_string().contains("token_lost_ms"), "{e}");
+        let e = DaemonConfig::parse(&text().replace("max_gap = 256", "max_gap = \"big\"")).unwrap_err();
+        assert!(e.to_string().contains("max_gap"), "{e}");
+    }
+}

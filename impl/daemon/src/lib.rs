@@ -1,0 +1,23 @@
+//! `sgc-daemon`: the runtime around the sans-IO ring machine of `sgc-model`.
+//!
+//! ```text
+//!   peers ◄──UDP (transport: header + postcard)──► runtime ◄──TCP loopback JSON lines──► admin
+//!                                                    │  owns Daemon (sgc_model::ring)
+//!                                       config (TOML)┘  store: durable record (atomic file)
+//! ```
+//!
+//! - [`config`]: the TOML file, validated with errors naming the key;
+//! - [`transport`]: the datagram codec and its rejections;
+//! - [`store`]: the durable record (incarnation, ring-seq high-water mark);
+//! - [`admin`]: the admin protocol, its server and a blocking client;
+//! - [`runtime`]: the event loop translating bytes, timers and admin requests into events and
+//!   commands into I/O. No protocol decision is taken here.
+
+pub mod admin;
+pub mod config;
+pub mod runtime;
+pub mod store;
+pub mod transport;
+
+pub use config::{ConfigError, DaemonConfig};
+pub use runtime::{DaemonError, Runtime, run_blocking};

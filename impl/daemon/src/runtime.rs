@@ -1,0 +1,510 @@
+//! The event loop: the only owner of the ring machine. It translates, and decides nothing about
+//! the protocol:
+//!
+//! ```text
+//!  UDP datagram ─decode─► Event::Recv ─┐                         ┌─► SendToken / Broadcast ─► UDP
+//!  deadline table ──────► Event::Timer ┼─► Daemon::handle ─► Vec<Command> ─► Set/CancelTimer ─► table
+//!  admin `send` ────────► Event::Submit┘                         ├─► Persist ─► data_dir (atomic)
+//!                                                                └─► Deliver/DeliverConfig ─► log, counters
+//! ```
+//!
+//! Timers live in a `BTreeMap<TimerKind, Instant>`; the loop sleeps until the earliest one.
+//! Two runtime-only mechanisms change timing, never decisions: an idle regular token (nothing
+//! sent, requested or queued) is held `runtime.idle_token_delay_ms` before it is forwarded, so
+//! an idle ring does not spin; and the TESTING partition hook drops datagrams from and to
+//! chosen daemons, as a lossy network would.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sgc_model::ring::{
+    Command, ConfigId, ConfigKind, Daemon, Event, MsgId, NodeId, Packet, Phase, Pid, RingConfig, Service,
+    TimerKind,
+};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, warn};
+
+use crate::admin::{self, Pending, Request, Response, RingStatus, SendService, Status};
+use crate::config::DaemonConfig;
+use crate::store::{Store, StoreError};
+use crate::transport::Codec;
+
+/// Bound on `count × size` of one admin `send` (testing hook).
+pub const MAX_SEND_BYTES: u64 = 1 << 30;
+
+/// Errors that stop a daemon.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// A socket could not be bound.
+    #[error("cannot bind {what} {addr}: {source}")]
+    Bind {
+        /// Which endpoint (`daemon.listen`, `daemon.admin`).
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The durable record could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The derived ring configuration is unusable.
+    #[error("{0}")]
+    Ring(String),
+    /// The async runtime could not start.
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// One delivered client message in the delivery log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    /// Message id, `m{node}.{inc}#{n}`.
+    pub id: String,
+    /// Sender pid.
+    pub sender: String,
+    /// Configuration it was delivered in (`reg(..)` or `trans(..,..)`).
+    pub config: String,
+}
+
+/// A bound, not yet running daemon.
+pub struct Runtime {
+    cfg: DaemonConfig,
+    ring: RingConfig,
+    machine: Daemon,
+    store: Store,
+    codec: Codec,
+    sock: UdpSocket,
+    admin: Option<TcpListener>,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    timers: BTreeMap<TimerKind, Instant>,
+    held: Option<(Instant, Pid, Packet)>,
+    local: VecDeque<Event>,
+    blocked: BTreeSet<NodeId>,
+    counters: BTreeMap<String, u64>,
+    log: VecDeque<Delivered>,
+    delivered: u64,
+    configs: u64,
+    next_msg: u32,
+    span: tracing::Span,
+    ring_span: tracing::Span,
+    stopping: bool,
+}
+
+impl Runtime {
+    /// Load the durable record (a new incarnation) and bind the ring and admin sockets.
+    pub async fn bind(cfg: DaemonConfig) -> Result<Self, DaemonError> {
+        let ring = cfg.ring_config();
+        ring.validate().map_err(|e| DaemonError::Ring(e.to_string()))?;
+        let store = Store::open(&cfg.daemon.data_dir)?;
+        let machine = Daemon::new(cfg.daemon.id, store.load()?);
+        let sock = UdpSocket::bind(cfg.daemon.listen)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                what: "daemon.listen",
+                addr: cfg.daemon.listen,
+                source,
+            })?;
+        let admin = TcpListener::bind(cfg.daemon.admin)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                what: "daemon.admin",
+                addr: cfg.daemon.admin,
+                source,
+            })?;
+        let span = tracing::info_span!("daemon", name = %cfg.daemon.name, pid = %machine.me);
+        let ring_span = tracing::info_span!(parent: &span, "ring", id = %machine.reg_ring);
+        Ok(Self {
+            codec: Codec::new(&cfg.cluster, cfg.runtime.max_datagram),
+            peers: cfg.peers.iter().map(|p| (p.id, p.addr)).collect(),
+            ring,
+            machine,
+            store,
+            sock,
+            admin: Some(admin),
+            timers: BTreeMap::new(),
+            held: None,
+            local: VecDeque::new(),
+            blocked: BTreeSet::new(),
+            counters: BTreeMap::new(),
+            log: VecDeque::new(),
+            delivered: 0,
+            configs: 0,
+            next_msg: 0,
+            span,
+            ring_span,
+            stopping: false,
+            cfg,
+        })
+    }
+
+    /// Run until `shutdown` resolves or an admin `shutdown` request.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        let span = self.span.clone();
+        async move {
+            let (tx, mut rx) = mpsc::channel::<Pending>(64);
+            if let Some(listener) = self.admin.take() {
+                tokio::spawn(admin::serve(listener, tx).in_current_span());
+            }
+            info!(listen = %self.cfg.daemon.listen, admin = %self.cfg.daemon.admin, "daemon started");
+            self.step(Event::Boot).await?;
+            let mut buf = vec![0u8; 65_536];
+            tokio::pin!(shutdown);
+            while !self.stopping {
+                let ring_span = self.ring_span.clone();
+                let go_on = self
+                    .iterate(&mut buf, &mut rx, shutdown.as_mut())
+                    .instrument(ring_span)
+                    .await?;
+                if !go_on {
+                    break;
+                }
+            }
+            info!("daemon stopping");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Wait for one input and handle it; false once `shutdown` resolved.
+    async fn iterate(
+        &mut self,
+        buf: &mut [u8],
+        rx: &mut mpsc::Receiver<Pending>,
+        shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<bool, DaemonError> {
+        if let Some(ev) = self.local.pop_front() {
+            self.step(ev).await?;
+            return Ok(true);
+        }
+        let deadline = self.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = self.sock.recv_from(buf) => match r {
+                Ok((n, from)) => {
+                    if let Some(ev) = self.on_datagram(buf.get(..n).unwrap_or_default(), from) {
+                        self.step(ev).await?;
+                    }
+                }
+                Err(e) => {
+                    self.count("recv_errors");
+                    debug!(error = %e, "recv failed");
+                }
+            },
+            () = sleep => self.on_deadline().await?,
+            req = rx.recv() => if let Some((req, reply)) = req {
+                self.on_admin(req, reply);
+            },
+            () = shutdown => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn count(&mut self, what: &str) {
+        *self.counters.entry(what.to_owned()).or_default() += 1;
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let t = self.timers.values().min().copied();
+        let h = self.held.as_ref().map(|(d, ..)| *d);
+        match (t, h) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Bytes from the network: an event, or a counted and logged drop.
+    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> Option<Event> {
+        self.count("datagrams_in");
+        let (pid, pkt) = match self.codec.decode(bytes) {
+            Ok(x) => x,
+            Err(e) => {
+                self.count(&format!("dropped_{}", e.label()));
+                warn!(%from, error = %e, "dropped a malformed or foreign datagram");
+                return None;
+            }
+        };
+        if self.peers.get(&pid.node) != Some(&from) {
+            self.count("dropped_unknown_sender");
+            warn!(%from, claimed = %pid, "dropped a datagram from an unknown sender address");
+            return None;
+        }
+        if self.blocked.contains(&pid.node) {
+            self.count("dropped_partition_in");
+            return None;
+        }
+        Some(Event::Recv { from: pid, pkt })
+    }
+
+    /// The earliest deadline passed: a held token goes out, or a timer fires.
+    async fn on_deadline(&mut self) -> Result<(), DaemonError> {
+        let now = Instant::now();
+        if let Some((d, ..)) = &self.held
+            && *d <= now
+            && let Some((_, to, pkt)) = self.held.take()
+        {
+            self.send_token_now(to, &pkt).await;
+            return Ok(());
+        }
+        let due = self
+            .timers
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .min_by_key(|(_, d)| **d)
+            .map(|(k, _)| *k);
+        if let Some(kind) = due {
+            self.timers.remove(&kind);
+            debug!(?kind, "timer fired");
+            self.step(Event::Timer(kind)).await?;
+        }
+        Ok(())
+    }
+
+    /// Feed one event to the machine and carry out its commands in order.
+    async fn step(&mut self, ev: Event) -> Result<(), DaemonError> {
+        let cmds = self.machine.handle(&self.ring, ev);
+        for c in cmds {
+            self.apply(c).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, c: Command) -> Result<(), DaemonError> {
+        match c {
+            Command::SendToken { to, pkt } => self.send_token(to, pkt).await,
+            Command::Broadcast(pkt) => self.broadcast(&pkt).await,
+            Command::SetTimer { kind, after } => {
+                self.timers.insert(kind, Instant::now() + after);
+            }
+            Command::CancelTimer(kind) => {
+                self.timers.remove(&kind);
+            }
+            Command::Persist(d) => {
+                self.store.save(&d)?;
+                debug!(?d, "persisted");
+            }
+            Command::Deliver {
+                id, sender, config, ..
+            } => {
+                self.delivered += 1;
+                if self.log.len() >= self.cfg.runtime.delivery_log.max(1) {
+                    self.log.pop_front();
+                }
+                self.log.push_back(Delivered {
+                    id: id.to_string(),
+                    sender: sender.to_string(),
+                    config: config.to_string(),
+                });
+            }
+            Command::DeliverConfig { kind, id, members } => {
+                self.configs += 1;
+                let names: Vec<String> = members.iter().map(|p| self.cfg.name_of(p.node)).collect();
+                if let (ConfigKind::Regular, ConfigId::Regular(r)) = (kind, id) {
+                    self.ring_span = tracing::info_span!(parent: &self.span, "ring", id = %r);
+                }
+                info!(config = %id, members = ?names, "configuration installed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a token may be held: the ring is idle here and in the token.
+    fn idle_token(&self, pkt: &Packet) -> bool {
+        matches!(pkt, Packet::Token(t) if t.fcc == 0 && t.backlog == 0 && t.rtr.is_empty())
+            && self.machine.phase == Phase::Operational
+            && self.machine.pending.is_empty()
+            && self.local.is_empty()
+    }
+
+    async fn send_token(&mut self, to: Pid, pkt: Packet) {
+        if let Some((_, t, p)) = self.held.take() {
+            self.send_token_now(t, &p).await;
+        }
+        let delay = self.cfg.runtime.idle_token_delay_ms;
+        if delay > 0 && self.idle_token(&pkt) {
+            self.held = Some((Instant::now() + Duration::from_millis(delay), to, pkt));
+        } else {
+            self.send_token_now(to, &pkt).await;
+        }
+    }
+
+    async fn send_token_now(&mut self, to: Pid, pkt: &Packet) {
+        if to == self.machine.me {
+            self.local.push_back(Event::Recv {
+                from: to,
+                pkt: pkt.clone(),
+            });
+            return;
+        }
+        let bytes = self.codec.encode(self.machine.me, pkt);
+        self.send_to(to.node, &bytes).await;
+    }
+
+    async fn broadcast(&mut self, pkt: &Packet) {
+        let bytes = self.codec.encode(self.machine.me, pkt);
+        let others: Vec<NodeId> = self
+            .ring
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| *n != self.machine.me.node)
+            .collect();
+        for n in others {
+            self.send_to(n, &bytes).await;
+        }
+    }
+
+    async fn send_to(&mut self, node: NodeId, bytes: &[u8]) {
+        if self.blocked.contains(&node) {
+            self.count("dropped_partition_out");
+            return;
+        }
+        let Some(addr) = self.peers.get(&node).copied() else {
+            self.count("send_unknown_peer");
+            return;
+        };
+        match self.sock.send_to(bytes, addr).await {
+            Ok(_) => self.count("datagrams_out"),
+            Err(e) => {
+                self.count("send_errors");
+                debug!(%addr, error = %e, "send failed");
+            }
+        }
+    }
+
+    fn on_admin(&mut self, req: Request, reply: oneshot::Sender<Response>) {
+        let resp = match req {
+            Request::Status => serde_json::to_value(self.status())
+                .map_or_else(|e| Response::err(e.to_string()), Response::ok),
+            Request::Log { last } => {
+                let k = last.unwrap_or(self.log.len()).min(self.log.len());
+                let entries: Vec<&Delivered> = self.log.iter().skip(self.log.len() - k).collect();
+                Response::ok(serde_json::json!({ "delivered": self.delivered, "entries": entries }))
+            }
+            Request::Partition { from } => self.partition(&from),
+            Request::Heal => {
+                warn!("TESTING: partition healed");
+                self.blocked.clear();
+                Response::ok(serde_json::json!({ "partitioned_from": [] }))
+            }
+            Request::Send { count, size, service } => self.submit(count, size, service),
+            Request::Shutdown => {
+                self.stopping = true;
+                Response::ok(serde_json::json!({ "stopping": true }))
+            }
+        };
+        let _ = reply.send(resp);
+    }
+
+    fn partition(&mut self, from: &[String]) -> Response {
+        let mut nodes = BTreeSet::new();
+        for name in from {
+            match self.cfg.peers.iter().find(|p| &p.name == name) {
+                Some(p) if p.id != self.cfg.daemon.id => {
+                    nodes.insert(p.id);
+                }
+                Some(_) => return Response::err(format!("cannot partition a daemon from itself ({name})")),
+                None => return Response::err(format!("unknown daemon `{name}`")),
+            }
+        }
+        warn!(from = ?from, "TESTING: dropping every packet from and to these daemons");
+        self.blocked = nodes;
+        Response::ok(serde_json::json!({ "partitioned_from": self.blocked_names() }))
+    }
+
+    fn submit(&mut self, count: u32, size: usize, service: SendService) -> Response {
+        let service = match service {
+            SendService::Agreed => Service::Agreed,
+            SendService::Safe => Service::Safe,
+        };
+        if u64::from(count).saturating_mul(size.max(1) as u64) > MAX_SEND_BYTES {
+            return Response::err(format!(
+                "count × size above the {MAX_SEND_BYTES} byte bound of the testing hook"
+            ));
+        }
+        let first = self.next_msg;
+        for _ in 0..count {
+            let id = MsgId {
+                origin: self.machine.me,
+                n: self.next_msg,
+            };
+            self.next_msg = self.next_msg.wrapping_add(1);
+            let payload = vec![u8::try_from(id.n % 251).unwrap_or(0); size];
+            self.local.push_back(Event::Submit { id, service, payload });
+        }
+        Response::ok(serde_json::json!({ "submitted": count, "first": first }))
+    }
+
+    fn blocked_names(&self) -> Vec<String> {
+        self.blocked.iter().map(|n| self.cfg.name_of(*n)).collect()
+    }
+
+    /// The admin status.
+    pub fn status(&self) -> Status {
+        let m = &self.machine;
+        Status {
+            daemon: self.cfg.daemon.name.clone(),
+            node: m.me.node,
+            incarnation: m.me.inc,
+            phase: format!("{:?}", m.phase),
+            ring: RingStatus {
+                id: m.reg_ring.to_string(),
+                seq: m.reg_ring.seq,
+                members: m.reg_members.iter().map(|p| self.cfg.name_of(p.node)).collect(),
+                pids: m.reg_members.iter().map(ToString::to_string).collect(),
+            },
+            delivered: self.delivered,
+            configs: self.configs,
+            pending: m.pending.len(),
+            partitioned_from: self.blocked_names(),
+            counters: self.counters.clone(),
+            machine: serde_json::to_value(&m.stats).unwrap_or_default(),
+        }
+    }
+}
+
+/// Bind and run a daemon on a current-thread tokio runtime until SIGINT/SIGTERM or an admin
+/// `shutdown`.
+pub fn run_blocking(cfg: DaemonConfig) -> Result<(), DaemonError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    rt.block_on(async {
+        let daemon = Runtime::bind(cfg).await?;
+        daemon.run(stop_signal()).await
+    })
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
