@@ -15,7 +15,9 @@
 //! - [`packing`]: packing and fragmentation of client messages (§2.4);
 //! - [`props`]: the EVS properties of §4 as predicates over observation logs;
 //! - [`sim`]: a deterministic in-memory multi-daemon simulation;
+//! - [`check`]: the Stateright model, its properties, and [`check::check`] returning a [`check::CheckReport`].
 
+pub mod check;
 pub mod config;
 pub mod machine;
 mod membership;
@@ -28,5 +30,7 @@ pub use config::{RingConfig, RingMutant};
 pub use machine::{Daemon, Phase, Stats};
 pub use types::*;
 
+#[cfg(test)]
+mod check_tests;
 #[cfg(test)]
 mod tests;
