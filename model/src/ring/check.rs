@@ -787,6 +787,9 @@ pub enum Search {
     Exhaustive,
     /// Breadth-first, stopping at the first failing `always` property (shortest counterexample).
     Hunt,
+    /// Depth-first, stopping at the first failing `always` property (reaches deep scenarios
+    /// sooner; longer counterexamples).
+    HuntDeep,
 }
 
 /// The outcome of one property.
@@ -888,6 +891,14 @@ pub fn check_with(cfg: RingModelCfg, search: Search, max_states: usize) -> Check
                 .join();
             summarize(c, &props, mutant, Some(max_states))
         }
+        Search::HuntDeep => {
+            let c = builder
+                .finish_when(HasDiscoveries::AnyFailures)
+                .target_state_count(max_states)
+                .spawn_dfs()
+                .join();
+            summarize(c, &props, mutant, Some(max_states))
+        }
     }
 }
 
@@ -946,12 +957,21 @@ pub fn hunting_cfg(mutant: RingMutant) -> RingModelCfg {
 /// Generated-state budget of a mutant hunt.
 pub const HUNT_BUDGET: usize = 3_000_000;
 
+/// How a mutant is hunted: breadth-first (shortest trace), or depth-first for M5, whose
+/// counterexample (split, singleton ring, merge) lies too deep for breadth-first search.
+pub const fn hunting_search(mutant: RingMutant) -> Search {
+    match mutant {
+        RingMutant::TransByMembership => Search::HuntDeep,
+        _ => Search::Hunt,
+    }
+}
+
 /// The check behind `sgc check evs [--mutant NAME]`: without a mutant, the exhaustive check of
-/// [`RingModelCfg::small`]; with one, a breadth-first hunt in [`hunting_cfg`] stopping at the
-/// first counterexample (or after [`HUNT_BUDGET`] generated states).
+/// [`RingModelCfg::small`]; with one, a hunt ([`hunting_search`]) in [`hunting_cfg`] stopping at
+/// the first counterexample (or after [`HUNT_BUDGET`] generated states).
 pub fn check(mutant: Option<RingMutant>) -> CheckReport {
     match mutant {
         None => check_with(RingModelCfg::small(), Search::Exhaustive, usize::MAX),
-        Some(m) => check_with(hunting_cfg(m), Search::Hunt, HUNT_BUDGET),
+        Some(m) => check_with(hunting_cfg(m), hunting_search(m), HUNT_BUDGET),
     }
 }

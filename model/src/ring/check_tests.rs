@@ -36,6 +36,23 @@ fn t10_bounded_default_configuration_satisfies_evs() {
     }
 }
 
+/// Pinned unique-state count of the unordered (UDP-like) loss-free configuration.
+const UDP_STATES: usize = 155_103;
+
+#[test]
+fn t11_unordered_network_satisfies_evs() {
+    let cfg = RingModelCfg {
+        fifo: false,
+        drops: 0,
+        ..RingModelCfg::small()
+    };
+    let r = check_with(cfg, Search::Exhaustive, usize::MAX);
+    assert_eq!(failed(&r), Vec::<&str>::new(), "{r:#?}");
+    assert!(r.complete);
+    assert_eq!(r.states, UDP_STATES);
+    assert!(reached(&r, "S-ALL-DELIVERED"));
+}
+
 fn assert_caught(m: RingMutant, property: &str) {
     let r = check(Some(m));
     let f = failed(&r);
@@ -75,7 +92,6 @@ fn t24_skip_transitional_is_caught() {
 }
 
 #[test]
-#[ignore = "M5 needs split, singleton ring and merge: not reached within the hunt budget yet"]
 fn t25_m5_trans_by_membership_is_caught() {
     assert_caught(RingMutant::TransByMembership, "EVS-TRANS");
 }
@@ -107,4 +123,18 @@ fn t91_four_daemons_hunt_finds_no_violation() {
     let r = check_with(cfg, Search::Hunt, 20_000_000);
     assert_eq!(failed(&r), Vec::<&str>::new(), "{r:#?}");
     println!("4 daemons: {} states, complete={}", r.states, r.complete);
+}
+
+#[test]
+#[ignore = "bigger run: one crash and restart, two membership changes (truncated hunt)"]
+fn t92_crash_restart_hunt_finds_no_violation() {
+    let cfg = RingModelCfg {
+        crashes: 1,
+        drops: 0,
+        max_ring_seq: 3,
+        ..RingModelCfg::small()
+    };
+    let r = check_with(cfg, Search::HuntDeep, 3_000_000);
+    assert_eq!(failed(&r), Vec::<&str>::new(), "{r:#?}");
+    assert!(reached(&r, "S-RESTART-REJOIN"));
 }
