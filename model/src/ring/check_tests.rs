@@ -106,7 +106,7 @@ fn t26_mutant_names_round_trip() {
 #[test]
 #[ignore = "bigger run: one partition and heal, two membership changes (several minutes, truncated)"]
 fn t90_partitioned_hunt_finds_no_violation() {
-    let r = check_with(RingModelCfg::partitioned(), Search::Hunt, 20_000_000);
+    let r = check_with(RingModelCfg::partitioned(), Search::Hunt, 4_000_000);
     assert_eq!(failed(&r), Vec::<&str>::new(), "{r:#?}");
     println!("partitioned: {} states, complete={}", r.states, r.complete);
 }
@@ -120,7 +120,7 @@ fn t91_four_daemons_hunt_finds_no_violation() {
         max_in_flight: 10,
         ..RingModelCfg::small()
     };
-    let r = check_with(cfg, Search::Hunt, 20_000_000);
+    let r = check_with(cfg, Search::Hunt, 4_000_000);
     assert_eq!(failed(&r), Vec::<&str>::new(), "{r:#?}");
     println!("4 daemons: {} states, complete={}", r.states, r.complete);
 }
