@@ -946,7 +946,8 @@ pub fn hunting_cfg(mutant: RingMutant) -> RingModelCfg {
         RingMutant::SafeOneVisit
         | RingMutant::RecoverFromOwnAru
         | RingMutant::AcceptDuplicateToken
-        | RingMutant::AgreedAsSafe => RingModelCfg::small(),
+        | RingMutant::AgreedAsSafe
+        | RingMutant::DeliverPastGap => RingModelCfg::small(),
     };
     RingModelCfg {
         mutant: Some(mutant),

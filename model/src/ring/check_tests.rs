@@ -97,6 +97,11 @@ fn t25_m5_trans_by_membership_is_caught() {
 }
 
 #[test]
+fn t27_deliver_past_gap_is_caught() {
+    assert_caught(RingMutant::DeliverPastGap, "EVS-AGREED");
+}
+
+#[test]
 fn t26_mutant_names_round_trip() {
     for m in RingMutant::ALL {
         assert_eq!(RingMutant::from_name(m.name()), Some(m));

@@ -25,17 +25,20 @@ pub enum RingMutant {
     /// Installation delivers every held old message in the old regular configuration, holes
     /// and unstable Safe messages included (no transitional deliveries).
     SkipTransitional,
+    /// Regular delivery skips a missing seq instead of waiting for its retransmission.
+    DeliverPastGap,
 }
 
 impl RingMutant {
     /// Every mutant, in a fixed order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::SafeOneVisit,
         Self::RecoverFromOwnAru,
         Self::AcceptDuplicateToken,
         Self::TransByMembership,
         Self::AgreedAsSafe,
         Self::SkipTransitional,
+        Self::DeliverPastGap,
     ];
 
     /// Command-line name.
@@ -47,6 +50,7 @@ impl RingMutant {
             Self::TransByMembership => "trans-by-membership",
             Self::AgreedAsSafe => "agreed-as-safe",
             Self::SkipTransitional => "skip-transitional",
+            Self::DeliverPastGap => "deliver-past-gap",
         }
     }
 
@@ -66,6 +70,7 @@ impl RingMutant {
             Self::SkipTransitional => {
                 "installation delivers all held old messages in the old regular configuration"
             }
+            Self::DeliverPastGap => "regular delivery skips a missing seq",
         }
     }
 }

@@ -613,12 +613,21 @@ impl Daemon {
 
     /// §2.2 `deliver_ready`: contiguous delivery, Safe messages only below the safe line.
     pub(super) fn deliver_ready(&mut self, cfg: &RingConfig, out: &mut Out) {
-        while let Some(m) = self.order.buffer.get(&(self.order.high_delivered + 1)) {
+        loop {
+            let next = self.order.high_delivered + 1;
+            let found = match self.order.buffer.get(&next) {
+                Some(m) => Some(m),
+                None if cfg.is(RingMutant::DeliverPastGap) => {
+                    self.order.buffer.range(next..).next().map(|(_, m)| m)
+                }
+                None => None,
+            };
+            let Some(m) = found else { break };
             if m.service.is_safe() && m.seq > self.order.safe_line && !cfg.is(RingMutant::AgreedAsSafe) {
                 break;
             }
             let m = m.clone();
-            self.order.high_delivered += 1;
+            self.order.high_delivered = m.seq;
             self.deliver_packet(&m, ConfigId::Regular(self.cur_ring), out);
         }
     }
