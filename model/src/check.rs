@@ -6,7 +6,7 @@
 //! when an example was found (it proves the scenario is reachable, so that the `always`
 //! properties are not vacuous).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
 /// How to run the checker.
@@ -28,12 +28,12 @@ impl Default for CheckOptions {
 }
 
 /// One property's outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PropertyReport {
     /// Property name (the same ID as in `spec/`).
     pub name: String,
     /// `always` or `sometimes`.
-    pub expectation: &'static str,
+    pub expectation: String,
     /// Whether it holds (always: no counterexample; sometimes: an example was found).
     pub holds: bool,
     /// The failing path for a violated `always` property, one action per line.
@@ -41,7 +41,7 @@ pub struct PropertyReport {
 }
 
 /// The outcome of a model-checking run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckReport {
     /// Model name (`tgdh`, `evs`, ...).
     pub model: String,
@@ -59,6 +59,14 @@ impl CheckReport {
     /// Whether every property holds.
     pub fn all_hold(&self) -> bool {
         self.properties.iter().all(|p| p.holds)
+    }
+
+    /// Whether every `always` property holds (sometimes-properties may be unreached).
+    pub fn safe(&self) -> bool {
+        self.properties
+            .iter()
+            .filter(|p| p.expectation == "always")
+            .all(|p| p.holds)
     }
 
     /// The outcome of the property `name`.
@@ -106,7 +114,7 @@ where
             };
             PropertyReport {
                 name: p.name.to_owned(),
-                expectation,
+                expectation: expectation.to_owned(),
                 holds,
                 counterexample,
             }

@@ -137,7 +137,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, CliError> {
     // Partition runs deal a third more members than they keep: name enough identities.
     let largest = 2 * args.sizes.iter().copied().max().unwrap_or(2);
     if !args.json {
-        println!(
+        out!(
             "{:9} {:>4} {:>2} {:>6} {:>4} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}",
             "event",
             "n",
@@ -169,12 +169,12 @@ where
             let row = measure(crypto, choice, event, n)?;
             all_agreed &= row.agreed;
             if args.json {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string(&row).map_err(|e| CliError::Output(e.to_string()))?
                 );
             } else {
-                println!(
+                out!(
                     "{:9} {:>4} {:>2} {:>6} {:>4} {:>9} {:>9} {:>9} {:>10} {:>9.2} {:>9.2}",
                     row.event,
                     row.n,

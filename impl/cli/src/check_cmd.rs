@@ -1,4 +1,4 @@
-//! `sgc check <model>`: runs the Stateright checker on a protocol model and prints the report
+//! `sgc check <model>` (`tgdh`, `evs`): runs the Stateright checker on a protocol model and prints the report
 //! (`{model, mutant, states, complete, properties: [{name, expectation, holds,
 //! counterexample}]}` with `--json`). Exit status 0 only when every property holds.
 
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use sgc_model::check::{CheckOptions, CheckReport};
+use sgc_model::ring::RingMutant;
 use sgc_model::tgdh::check::{TgdhModel, check};
 use sgc_model::tgdh::member::Mutant;
 
@@ -17,6 +18,22 @@ pub enum CheckModel {
     /// TGDH key agreement: tree invariants, agreement, liveness, key independence, freshness,
     /// backward and forward secrecy, epoch hygiene.
     Tgdh(TgdhArgs),
+    /// The daemon ring: Totem-style total order and EVS membership (3 daemons, bounded).
+    Evs(EvsArgs),
+}
+
+/// Options of `sgc check evs`.
+#[derive(Args, Debug)]
+pub struct EvsArgs {
+    /// Check with this seeded bug (see --list-mutants); stops at its first counterexample.
+    #[arg(long)]
+    mutant: Option<String>,
+    /// List the seeded bugs and exit.
+    #[arg(long)]
+    list_mutants: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options of `sgc check tgdh`.
@@ -46,19 +63,50 @@ pub struct TgdhArgs {
 pub fn run(model: CheckModel) -> Result<ExitCode, CliError> {
     match model {
         CheckModel::Tgdh(args) => tgdh(&args),
+        CheckModel::Evs(args) => evs(&args),
     }
+}
+
+fn evs(args: &EvsArgs) -> Result<ExitCode, CliError> {
+    let names: Vec<&str> = RingMutant::ALL.iter().map(|m| m.name()).collect();
+    if args.list_mutants {
+        if args.json {
+            out!(
+                "{}",
+                serde_json::to_string(&names).map_err(|e| CliError::Output(e.to_string()))?
+            );
+        } else {
+            RingMutant::ALL
+                .iter()
+                .for_each(|m| out!("{:24} {}", m.name(), m.describe()));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mutant = match &args.mutant {
+        None => None,
+        Some(name) => Some(RingMutant::from_name(name).ok_or_else(|| {
+            CliError::Usage(format!("unknown mutant {name:?}; known: {}", names.join(", ")))
+        })?),
+    };
+    let report = sgc_model::ring::check::check(mutant);
+    print_report(&report, args.json)?;
+    Ok(if report.all_hold() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn tgdh(args: &TgdhArgs) -> Result<ExitCode, CliError> {
     if args.list_mutants {
         let names: Vec<&str> = Mutant::ALL.iter().map(|m| m.name()).collect();
         if args.json {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string(&names).map_err(|e| CliError::Output(e.to_string()))?
             );
         } else {
-            names.iter().for_each(|n| println!("{n}"));
+            names.iter().for_each(|n| out!("{n}"));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -98,23 +146,25 @@ fn tgdh(args: &TgdhArgs) -> Result<ExitCode, CliError> {
 /// Prints a report as JSON or as a readable table.
 pub fn print_report(report: &CheckReport, json: bool) -> Result<(), CliError> {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string(report).map_err(|e| CliError::Output(e.to_string()))?
         );
         return Ok(());
     }
     let mutant = report.mutant.as_deref().unwrap_or("none");
-    println!(
+    out!(
         "model {}  mutant {mutant}  states {}  complete {}",
-        report.model, report.states, report.complete
+        report.model,
+        report.states,
+        report.complete
     );
     for p in &report.properties {
         let verdict = if p.holds { "ok" } else { "FAILED" };
-        println!("  {verdict:6} {:9} {}", p.expectation, p.name);
+        out!("  {verdict:6} {:9} {}", p.expectation, p.name);
         if let Some(path) = &p.counterexample {
             for step in path.lines() {
-                println!("           {step}");
+                out!("           {step}");
             }
         }
     }

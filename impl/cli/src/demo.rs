@@ -39,7 +39,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
         directory.add_identity(Identity::generate(MemberId::new(p)));
     }
     let directory = Arc::new(directory);
-    println!("sgc demo: TGDH key agreement over {choice}, Ed25519-signed messages, agreed-order delivery");
+    out!("sgc demo: TGDH key agreement over {choice}, Ed25519-signed messages, agreed-order delivery");
     match choice.ffdh_group() {
         Some(g) => timeline(&FfdhProvider::new(g, directory)),
         None => timeline(&X25519Provider::new(directory)),
@@ -127,7 +127,7 @@ where
     let s = g.run(crypto, &mut NoMeter);
     ok &= report(crypto, &g, start, "bob leaves", s.rounds, s.messages);
 
-    println!("every step: all members hold the same key; each key is new (forward and backward secrecy)");
+    out!("every step: all members hold the same key; each key is new (forward and backward secrecy)");
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -152,11 +152,11 @@ where
     let agreed = g.agreed();
     let ms = start.elapsed().as_secs_f64() * 1e3;
     match key_id {
-        Some((epoch, id)) if agreed => println!(
+        Some((epoch, id)) if agreed => out!(
             "[{ms:8.1} ms] {what:32} view {epoch:5} members {:32} key {id:016x}  ({rounds} rounds, {msgs} messages)",
             members.join(",")
         ),
-        _ => println!(
+        _ => out!(
             "[{ms:8.1} ms] {what:32} members {}: NO AGREED KEY",
             members.join(",")
         ),

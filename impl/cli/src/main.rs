@@ -13,6 +13,19 @@
 //! Exit status: 0 on success; 1 when a checked property fails; 2 on bad usage.
 
 mod admin_cmd;
+/// `println!` that ends the process quietly when stdout is closed (`sgc ... | head`), instead
+/// of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod bench_tgdh;
 mod check_cmd;
 mod cluster;
