@@ -223,7 +223,7 @@ fn start_all(
 }
 
 /// A base port whose whole range is free right now, derived from the process id.
-fn free_base(n: u16) -> Result<u16, CliError> {
+pub(crate) fn free_base(n: u16) -> Result<u16, CliError> {
     let span = 3 * u32::from(n);
     let pid = std::process::id();
     for attempt in 0..64u32 {

@@ -3,6 +3,8 @@
 //! Subcommands so far:
 //! - `sgc check tgdh [--members N] [--mutant NAME] [--list-mutants] [--json]`: model-check TGDH;
 //! - `sgc bench tgdh [--group G] [--sizes 2,4,...] [--json]`: TGDH costs per event and size;
+//! - `sgc bench ring [--daemons 3] [--sizes 100,1000,10000] [--count N] [--senders S] [--json]`:
+//!   throughput, CPU per message, idle token rotation and failover of a local ring of daemons;
 //! - `sgc demo`: a TGDH walk-through with real cryptography (join, leave, partition, merge,
 //!   refresh), printed as a timeline;
 //! - `sgc daemon --config FILE`: run one daemon (`--example-config` prints a configuration);
@@ -12,7 +14,6 @@
 //!
 //! Exit status: 0 on success; 1 when a checked property fails; 2 on bad usage.
 
-mod admin_cmd;
 /// `println!` that ends the process quietly when stdout is closed (`sgc ... | head`), instead
 /// of panicking on the broken pipe.
 macro_rules! out {
@@ -26,6 +27,8 @@ macro_rules! out {
     }};
 }
 
+mod admin_cmd;
+mod bench_ring;
 mod bench_tgdh;
 mod check_cmd;
 mod cluster;
@@ -73,6 +76,8 @@ enum Command {
 enum BenchWhat {
     /// TGDH costs (rounds, messages, exponentiations, signatures, time) per event and size.
     Tgdh(bench_tgdh::BenchArgs),
+    /// Ring throughput, CPU per message, token rotation and failover of a local cluster.
+    Ring(bench_ring::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +98,9 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchWhat::Tgdh(args),
         } => bench_tgdh::run(&args),
+        Command::Bench {
+            what: BenchWhat::Ring(args),
+        } => bench_ring::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Daemon(args) => daemon_cmd::run(&args),
         Command::Cluster { cmd } => cluster::run(&cmd),
