@@ -22,9 +22,9 @@ pub enum CheckModel {
     Evs(EvsArgs),
 }
 
-/// Options of `sgc check evs`.
+/// Options every model shares.
 #[derive(Args, Debug)]
-pub struct EvsArgs {
+pub struct CommonArgs {
     /// Check with this seeded bug (see --list-mutants); stops at its first counterexample.
     #[arg(long)]
     mutant: Option<String>,
@@ -34,6 +34,13 @@ pub struct EvsArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// Options of `sgc check evs`.
+#[derive(Args, Debug)]
+pub struct EvsArgs {
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// Options of `sgc check tgdh`.
@@ -48,15 +55,45 @@ pub struct TgdhArgs {
     /// Adversarial replays of old messages explored on every path.
     #[arg(long, default_value_t = 1)]
     replays: u8,
-    /// Check with this seeded bug (see --list-mutants); stops at its first counterexample.
-    #[arg(long)]
-    mutant: Option<String>,
-    /// List the seeded bugs and exit.
-    #[arg(long)]
-    list_mutants: bool,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// A model's seeded bugs: command-line name, description, value.
+type MutantTable<M> = Vec<(&'static str, &'static str, M)>;
+
+/// Handles `--list-mutants` (returns `None`: nothing left to do) or resolves `--mutant`.
+fn select_mutant<M: Copy>(args: &CommonArgs, all: &MutantTable<M>) -> Result<Option<Option<M>>, CliError> {
+    let names: Vec<&str> = all.iter().map(|m| m.0).collect();
+    if args.list_mutants {
+        if args.json {
+            out!(
+                "{}",
+                serde_json::to_string(&names).map_err(|e| CliError::Output(e.to_string()))?
+            );
+        } else {
+            all.iter().for_each(|(name, what, _)| out!("{name:28} {what}"));
+        }
+        return Ok(None);
+    }
+    match &args.mutant {
+        None => Ok(Some(None)),
+        Some(name) => all
+            .iter()
+            .find(|m| m.0 == name)
+            .map(|m| Some(Some(m.2)))
+            .ok_or_else(|| CliError::Usage(format!("unknown mutant {name:?}; known: {}", names.join(", ")))),
+    }
+}
+
+/// Prints the report; exit status 0 only when every property holds.
+fn finish(report: &CheckReport, json: bool) -> Result<ExitCode, CliError> {
+    print_report(report, json)?;
+    Ok(if report.all_hold() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Runs `sgc check`.
@@ -68,61 +105,27 @@ pub fn run(model: CheckModel) -> Result<ExitCode, CliError> {
 }
 
 fn evs(args: &EvsArgs) -> Result<ExitCode, CliError> {
-    let names: Vec<&str> = RingMutant::ALL.iter().map(|m| m.name()).collect();
-    if args.list_mutants {
-        if args.json {
-            out!(
-                "{}",
-                serde_json::to_string(&names).map_err(|e| CliError::Output(e.to_string()))?
-            );
-        } else {
-            RingMutant::ALL
-                .iter()
-                .for_each(|m| out!("{:24} {}", m.name(), m.describe()));
-        }
+    let all = RingMutant::ALL
+        .iter()
+        .map(|&m| (m.name(), m.describe(), m))
+        .collect();
+    let Some(mutant) = select_mutant(&args.common, &all)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let mutant = match &args.mutant {
-        None => None,
-        Some(name) => Some(RingMutant::from_name(name).ok_or_else(|| {
-            CliError::Usage(format!("unknown mutant {name:?}; known: {}", names.join(", ")))
-        })?),
     };
-    let report = sgc_model::ring::check::check(mutant);
-    print_report(&report, args.json)?;
-    Ok(if report.all_hold() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    finish(&sgc_model::ring::check::check(mutant), args.common.json)
 }
 
 fn tgdh(args: &TgdhArgs) -> Result<ExitCode, CliError> {
-    if args.list_mutants {
-        let names: Vec<&str> = Mutant::ALL.iter().map(|m| m.name()).collect();
-        if args.json {
-            out!(
-                "{}",
-                serde_json::to_string(&names).map_err(|e| CliError::Output(e.to_string()))?
-            );
-        } else {
-            names.iter().for_each(|n| out!("{n}"));
-        }
+    let all = Mutant::ALL.iter().map(|&m| (m.name(), m.describe(), m)).collect();
+    let Some(mutant) = select_mutant(&args.common, &all)? else {
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     if !(2..=6).contains(&args.members) {
         return Err(CliError::Usage(format!(
             "--members must be 2..=6, got {}",
             args.members
         )));
     }
-    let mutant = match &args.mutant {
-        None => None,
-        Some(name) => Some(Mutant::from_name(name).ok_or_else(|| {
-            let known: Vec<&str> = Mutant::ALL.iter().map(|m| m.name()).collect();
-            CliError::Usage(format!("unknown mutant {name:?}; known: {}", known.join(", ")))
-        })?),
-    };
     let model = TgdhModel {
         universe: args.members,
         initial: args.members - 1,
@@ -134,13 +137,7 @@ fn tgdh(args: &TgdhArgs) -> Result<ExitCode, CliError> {
         stop_at_first_failure: mutant.is_some(),
         ..CheckOptions::default()
     };
-    let report = check(model, opts);
-    print_report(&report, args.json)?;
-    Ok(if report.all_hold() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    finish(&check(model, opts), args.common.json)
 }
 
 /// Prints a report as JSON or as a readable table.

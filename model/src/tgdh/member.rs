@@ -82,6 +82,18 @@ impl Mutant {
         }
     }
 
+    /// What the seeded bug does.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::JoinNoRefresh => "merge round 1: an existing subgroup's sponsor does not renew its share",
+            Self::LeaveNoRefresh => "leave, partition and refresh: nobody draws a new share",
+            Self::InsertAtRoot => "joining trees always go to the root, not the insertion point",
+            Self::AcceptOtherEpoch => "messages of another epoch are accepted",
+            Self::PartitionKeepsLastLeaver => "with several leavers, the last one stays in the tree",
+            Self::KeepStalePathKeys => "clearing a renewed path keeps stale secret keys above it",
+        }
+    }
+
     /// The mutant with this command-line name.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == name)
