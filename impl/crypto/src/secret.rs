@@ -26,14 +26,14 @@ impl NodeSecret {
     }
 }
 
+/// Constant-time equality of two 32-byte secrets (no early exit on the first differing byte).
+pub(crate) fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl PartialEq for NodeSecret {
-    /// Constant-time comparison (no early exit on the first differing byte).
     fn eq(&self, other: &Self) -> bool {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        ct_eq(&self.0, &other.0)
     }
 }
 

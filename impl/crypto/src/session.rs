@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::kdf::{hkdf_32, push_length_prefixed};
-use crate::secret::NodeSecret;
+use crate::secret::{NodeSecret, ct_eq};
 
 /// The HKDF salt of session keys.
 const SESSION_SALT: &[u8] = b"sgc tgdh session";
@@ -35,11 +35,7 @@ impl SessionKey {
 
 impl PartialEq for SessionKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        ct_eq(&self.0, &other.0)
     }
 }
 
