@@ -155,6 +155,37 @@ impl Default for RuntimeSection {
     }
 }
 
+/// Client sessions and light-weight groups (`docs/daemon.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientsSection {
+    /// Local Unix socket for clients (relative to `daemon.data_dir`; default `client.sock`).
+    pub socket: Option<PathBuf>,
+    /// Events queued for one session before the daemon disconnects it as a slow client.
+    pub max_session_queue: u32,
+    /// Groups one session may be in.
+    pub max_groups_per_session: u32,
+    /// Members of one group at this daemon.
+    pub max_members_per_group: u32,
+    /// Client messages on the ring and not yet delivered back before client sockets stop being read.
+    pub max_ring_backlog: u32,
+    /// Sessions connected at once.
+    pub max_sessions: u32,
+}
+
+impl Default for ClientsSection {
+    fn default() -> Self {
+        Self {
+            socket: None,
+            max_session_queue: 1000,
+            max_groups_per_session: 1000,
+            max_members_per_group: 3100,
+            max_ring_backlog: 500,
+            max_sessions: 10_000,
+        }
+    }
+}
+
 /// The whole configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +205,9 @@ pub struct DaemonConfig {
     /// Runtime knobs.
     #[serde(default)]
     pub runtime: RuntimeSection,
+    /// Client sessions and groups.
+    #[serde(default)]
+    pub clients: ClientsSection,
 }
 
 impl DaemonConfig {
@@ -254,6 +288,7 @@ impl DaemonConfig {
         }
         self.validate_timeouts()?;
         self.validate_window()?;
+        self.validate_clients()?;
         let r = &self.runtime;
         if !(512..=65_507).contains(&r.max_datagram) {
             return Err(invalid("runtime.max_datagram", "must be between 512 and 65507"));
@@ -305,6 +340,40 @@ impl DaemonConfig {
             }
         }
         Ok(())
+    }
+
+    fn validate_clients(&self) -> Result<(), ConfigError> {
+        let c = &self.clients;
+        for (key, v) in [
+            ("clients.max_session_queue", c.max_session_queue),
+            ("clients.max_groups_per_session", c.max_groups_per_session),
+            ("clients.max_members_per_group", c.max_members_per_group),
+            ("clients.max_ring_backlog", c.max_ring_backlog),
+            ("clients.max_sessions", c.max_sessions),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if let Err(e) = sgc_model::groups::PrivateName::new(p.id, "x", p.name.as_str()) {
+                return Err(invalid(
+                    format!("peers[{i}].name"),
+                    format!("unusable in private names: {e}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The local client socket path.
+    pub fn client_socket(&self) -> PathBuf {
+        let rel = self
+            .clients
+            .socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("client.sock"));
+        self.daemon.data_dir.join(rel)
     }
 
     fn validate_timeouts(&self) -> Result<(), ConfigError> {
@@ -392,6 +461,7 @@ impl DaemonConfig {
             timeouts: Timeouts::default(),
             window: Window::default(),
             runtime: RuntimeSection::default(),
+            clients: ClientsSection::default(),
         }
     }
 

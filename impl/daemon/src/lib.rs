@@ -10,10 +10,12 @@
 //! - [`transport`]: the datagram codec and its rejections;
 //! - [`store`]: the durable record (incarnation, ring-seq high-water mark);
 //! - [`admin`]: the admin protocol, its server and a blocking client;
+//! - [`clients`]: client connections (TCP and Unix socket): framing, reader/writer tasks;
 //! - [`runtime`]: the event loop translating bytes, timers and admin requests into events and
 //!   commands into I/O. No protocol decision is taken here.
 
 pub mod admin;
+pub mod clients;
 pub mod config;
 pub mod runtime;
 pub mod store;

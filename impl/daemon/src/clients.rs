@@ -1,0 +1,289 @@
+//! Client connections: the socket side of sessions. It decides nothing about groups; it turns
+//! bytes into [`SessionMsg`]s for the event loop and writes the frames the loop queues.
+//!
+//! ```text
+//!  TCP / Unix listener ─accept─► reader task ─ FrameDecoder<ToDaemon> ─► SessionMsg (bounded: back-pressure)
+//!                                writer task ◄─ unbounded queue of encoded frames ◄─ event loop
+//!                                     └─ batch of frames ─► one write ─► SessionCtl::Drained{n}
+//! ```
+//!
+//! Each connection has a reader and a writer task, so a client that writes much and reads little
+//! never deadlocks the daemon, and the loop never waits for a socket. The session's queue is
+//! bounded by the group layer (it kills a session whose queue reaches `max_session_queue`), the
+//! requests channel is bounded here (a full channel stops reading the sockets: TCP back-pressure).
+//! A malformed frame, a wrong first frame or a silent client (no hello within
+//! [`HELLO_TIMEOUT`]) ends only that connection, with a logged reason.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sgc_model::groups::{ClientReq, KillReason, SessionId};
+use sgc_wire::{FrameDecoder, Hello, ToDaemon, WireError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tracing::{Instrument, debug, warn};
+
+/// How long a new connection may take to send its hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most bytes written in one batch.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// What a connection's reader tells the event loop, in the connection's order.
+#[derive(Debug)]
+pub enum SessionMsg {
+    /// A new connection said hello; `out` is its writer's queue, `tasks` aborts its tasks.
+    Hello {
+        /// The session.
+        sess: SessionId,
+        /// Its hello.
+        hello: Hello,
+        /// Frames to write to it.
+        out: mpsc::UnboundedSender<Outgoing>,
+        /// Both tasks of the connection.
+        tasks: [AbortHandle; 2],
+        /// How it connected.
+        via: Via,
+    },
+    /// A request.
+    Req {
+        /// The session.
+        sess: SessionId,
+        /// The request.
+        req: ClientReq,
+    },
+    /// The connection ended (end of stream, an I/O error or a protocol violation).
+    Closed {
+        /// The session.
+        sess: SessionId,
+        /// Why, for the log.
+        why: String,
+    },
+}
+
+/// What a writer tells the event loop.
+#[derive(Clone, Copy, Debug)]
+pub enum SessionCtl {
+    /// `n` frames were written.
+    Drained {
+        /// The session.
+        sess: SessionId,
+        /// How many.
+        n: u32,
+    },
+}
+
+/// A frame for a writer, or the order to close.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// An encoded frame.
+    Frame(Vec<u8>),
+    /// Write this last frame, then close.
+    Close(Vec<u8>),
+}
+
+/// How a client reached the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// TCP from this address.
+    Tcp(std::net::SocketAddr),
+    /// The local Unix socket.
+    Unix,
+}
+
+/// The channels from connections to the event loop.
+#[derive(Clone)]
+pub struct Channels {
+    /// Hellos, requests and closes (bounded).
+    pub msgs: mpsc::Sender<SessionMsg>,
+    /// Write completions (unbounded: a writer never waits for the loop).
+    pub ctl: mpsc::UnboundedSender<SessionCtl>,
+}
+
+/// Accept TCP clients forever.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    ch: Channels,
+    ids: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let sess = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (r, w) = stream.into_split();
+                spawn_connection(sess, r, w, Via::Tcp(peer), ch.clone());
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed on the client TCP port");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Accept local clients on a Unix socket forever.
+pub async fn serve_unix(
+    listener: UnixListener,
+    ch: Channels,
+    ids: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let sess = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (r, w) = stream.into_split();
+                spawn_connection(sess, r, w, Via::Unix, ch.clone());
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed on the client Unix socket");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Bind the Unix socket, replacing a stale socket file left by a previous run.
+pub fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    UnixListener::bind(path)
+}
+
+/// The default Unix socket path inside a data directory.
+pub fn default_socket(data_dir: &Path) -> PathBuf {
+    data_dir.join("client.sock")
+}
+
+fn spawn_connection<R, W>(sess: SessionId, r: R, w: W, via: Via, ch: Channels)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let span = tracing::debug_span!("session", sess);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(sess, w, out_rx, ch.ctl.clone()).instrument(span.clone()));
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<AbortHandle>();
+    let reader = tokio::spawn(
+        async move {
+            let Ok(me) = go_rx.await else { return };
+            read_loop(sess, r, via, out_tx, [me, writer.abort_handle()], ch.msgs).await;
+        }
+        .instrument(span),
+    );
+    let _ = go_tx.send(reader.abort_handle());
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    sess: SessionId,
+    mut r: R,
+    via: Via,
+    out: mpsc::UnboundedSender<Outgoing>,
+    tasks: [AbortHandle; 2],
+    msgs: mpsc::Sender<SessionMsg>,
+) {
+    let mut dec = FrameDecoder::<ToDaemon>::new();
+    let first = tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut r, &mut dec)).await;
+    let why = match first {
+        Err(_) => format!("no hello within {HELLO_TIMEOUT:?}"),
+        Ok(Err(why)) => why,
+        Ok(Ok(ToDaemon::Req(_))) => "the first frame was not a hello".to_owned(),
+        Ok(Ok(ToDaemon::Hello(hello))) => {
+            let hello_msg = SessionMsg::Hello {
+                sess,
+                hello,
+                out,
+                tasks,
+                via,
+            };
+            if msgs.send(hello_msg).await.is_err() {
+                return;
+            }
+            loop {
+                match next_frame(&mut r, &mut dec).await {
+                    Ok(ToDaemon::Req(req)) => {
+                        if msgs.send(SessionMsg::Req { sess, req }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(ToDaemon::Hello(_)) => break "a second hello".to_owned(),
+                    Err(why) => break why,
+                }
+            }
+        }
+    };
+    debug!(%why, "connection ends");
+    let _ = msgs.send(SessionMsg::Closed { sess, why }).await;
+}
+
+/// The next frame, or why the connection ends.
+async fn next_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    dec: &mut FrameDecoder<ToDaemon>,
+) -> Result<ToDaemon, String> {
+    loop {
+        match dec.next_frame() {
+            Ok(Some(f)) => return Ok(f),
+            Ok(None) => {}
+            Err(e) => return Err(protocol_violation(&e)),
+        }
+        dec.reserve_for_next(16 * 1024);
+        match r.read_buf(dec.buffer_mut()).await {
+            Ok(0) if dec.buffered() == 0 => return Err("end of stream".to_owned()),
+            Ok(0) => return Err("end of stream inside a frame".to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read error: {e}")),
+        }
+    }
+}
+
+fn protocol_violation(e: &WireError) -> String {
+    format!("protocol violation: {e}")
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    sess: SessionId,
+    mut w: W,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    ctl: mpsc::UnboundedSender<SessionCtl>,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while let Some(first) = rx.recv().await {
+        let mut n = 0u32;
+        let mut closing = false;
+        let mut next = Some(first);
+        while let Some(o) = next.take() {
+            match o {
+                Outgoing::Frame(f) => batch.extend_from_slice(&f),
+                Outgoing::Close(f) => {
+                    batch.extend_from_slice(&f);
+                    closing = true;
+                }
+            }
+            n += 1;
+            if !closing && batch.len() < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if let Err(e) = w.write_all(&batch).await {
+            debug!(error = %e, "write failed");
+            return;
+        }
+        batch.clear();
+        let _ = ctl.send(SessionCtl::Drained { sess, n });
+        if closing {
+            let _ = w.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// The reason text of a kill, for logs.
+pub const fn kill_text(why: KillReason) -> &'static str {
+    match why {
+        KillReason::SlowClient => "slow client: its queue reached the bound",
+        KillReason::ProtocolViolation => "protocol violation",
+    }
+}
