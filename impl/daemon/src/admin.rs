@@ -6,6 +6,7 @@
 //! | request | result |
 //! |---|---|
 //! | `{"cmd":"status"}` | [`Status`] |
+//! | `{"cmd":"groups"}` | `{"groups": [{"name","view","members"}...]}`, the group table |
 //! | `{"cmd":"log","last":K}` | `{"delivered": n, "entries": [{"id","sender","config"}...]}`, oldest first |
 //! | `{"cmd":"partition","from":["d2"]}` | TESTING: drop every packet from/to those daemons |
 //! | `{"cmd":"heal"}` | TESTING: stop dropping |
@@ -45,6 +46,8 @@ pub enum SendService {
 pub enum Request {
     /// The daemon's status.
     Status,
+    /// The light-weight groups known to this daemon.
+    Groups,
     /// The last `last` delivered messages, oldest first.
     Log {
         /// How many (default: all kept).
@@ -144,6 +147,25 @@ pub struct Status {
     pub counters: std::collections::BTreeMap<String, u64>,
     /// The ring machine's counters of ignored input.
     pub machine: serde_json::Value,
+    /// Client sessions and groups.
+    pub clients: ClientsStatus,
+}
+
+/// The client part of a [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientsStatus {
+    /// Connected sessions.
+    pub sessions: usize,
+    /// Groups with at least one member anywhere.
+    pub groups: usize,
+    /// Group-layer phase (`Boot`, `Op`, `Trans`, `Gather`, `GatherTrans`).
+    pub phase: String,
+    /// Client messages on the ring not yet delivered back.
+    pub backlog: u32,
+    /// Whether client requests are not being read (back-pressure).
+    pub blocked: bool,
+    /// Group-layer and session counters.
+    pub counters: serde_json::Value,
 }
 
 /// A request waiting for the runtime loop's answer.

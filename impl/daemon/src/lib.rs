@@ -11,6 +11,7 @@
 //! - [`store`]: the durable record (incarnation, ring-seq high-water mark);
 //! - [`admin`]: the admin protocol, its server and a blocking client;
 //! - [`clients`]: client connections (TCP and Unix socket): framing, reader/writer tasks;
+//! - [`sessions`]: the group-layer machine and its sessions' I/O;
 //! - [`runtime`]: the event loop translating bytes, timers and admin requests into events and
 //!   commands into I/O. No protocol decision is taken here.
 
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod clients;
 pub mod config;
 pub mod runtime;
+pub mod sessions;
 pub mod store;
 pub mod transport;
 

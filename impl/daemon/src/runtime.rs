@@ -23,13 +23,15 @@ use sgc_model::ring::{
     Command, ConfigId, ConfigKind, Daemon, Event, MsgId, NodeId, Packet, Phase, Pid, RingConfig, Service,
     TimerKind,
 };
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::admin::{self, Pending, Request, Response, RingStatus, SendService, Status};
+use crate::clients::{self, Channels, SessionCtl, SessionMsg};
 use crate::config::DaemonConfig;
+use crate::sessions::{RingSubmit, Sessions};
 use crate::store::{Store, StoreError};
 use crate::transport::Codec;
 
@@ -50,6 +52,14 @@ pub enum DaemonError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The client Unix socket could not be bound.
+    #[error("cannot bind the client socket {path}: {source}")]
+    BindUnix {
+        /// The socket path.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The durable record could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -59,6 +69,16 @@ pub enum DaemonError {
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+/// Capacity of the channel of client requests (a full channel stops reading client sockets).
+const CLIENT_CHANNEL: usize = 1024;
+
+/// The runtime loop's input channels besides the ring socket.
+struct Inbox {
+    admin: mpsc::Receiver<Pending>,
+    clients: mpsc::Receiver<SessionMsg>,
+    ctl: mpsc::UnboundedReceiver<SessionCtl>,
 }
 
 /// One delivered client message in the delivery log.
@@ -81,6 +101,9 @@ pub struct Runtime {
     codec: Codec,
     sock: UdpSocket,
     admin: Option<TcpListener>,
+    client_tcp: Option<TcpListener>,
+    client_unix: Option<UnixListener>,
+    sessions: Sessions,
     peers: BTreeMap<NodeId, SocketAddr>,
     timers: BTreeMap<TimerKind, Instant>,
     held: Option<(Instant, Pid, Packet)>,
@@ -117,6 +140,19 @@ impl Runtime {
                 addr: cfg.daemon.admin,
                 source,
             })?;
+        let client_tcp = TcpListener::bind(cfg.daemon.client)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                what: "daemon.client",
+                addr: cfg.daemon.client,
+                source,
+            })?;
+        let socket_path = cfg.client_socket();
+        let client_unix = clients::bind_unix(&socket_path).map_err(|source| DaemonError::BindUnix {
+            path: socket_path.clone(),
+            source,
+        })?;
+        let sessions = Sessions::new(&cfg).map_err(DaemonError::Ring)?;
         let span = tracing::info_span!("daemon", name = %cfg.daemon.name, pid = %machine.me);
         let ring_span = tracing::info_span!(parent: &span, "ring", id = %machine.reg_ring);
         Ok(Self {
@@ -127,6 +163,9 @@ impl Runtime {
             store,
             sock,
             admin: Some(admin),
+            client_tcp: Some(client_tcp),
+            client_unix: Some(client_unix),
+            sessions,
             timers: BTreeMap::new(),
             held: None,
             local: VecDeque::new(),
@@ -147,11 +186,32 @@ impl Runtime {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         let span = self.span.clone();
         async move {
-            let (tx, mut rx) = mpsc::channel::<Pending>(64);
+            let (tx, admin_rx) = mpsc::channel::<Pending>(64);
             if let Some(listener) = self.admin.take() {
                 tokio::spawn(admin::serve(listener, tx).in_current_span());
             }
-            info!(listen = %self.cfg.daemon.listen, admin = %self.cfg.daemon.admin, "daemon started");
+            let (msgs, clients_rx) = mpsc::channel::<SessionMsg>(CLIENT_CHANNEL);
+            let (ctl, ctl_rx) = mpsc::unbounded_channel::<SessionCtl>();
+            let ch = Channels { msgs, ctl };
+            let ids = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+            if let Some(l) = self.client_tcp.take() {
+                tokio::spawn(clients::serve_tcp(l, ch.clone(), ids.clone()).in_current_span());
+            }
+            if let Some(l) = self.client_unix.take() {
+                tokio::spawn(clients::serve_unix(l, ch, ids).in_current_span());
+            }
+            let mut rx = Inbox {
+                admin: admin_rx,
+                clients: clients_rx,
+                ctl: ctl_rx,
+            };
+            info!(
+                listen = %self.cfg.daemon.listen,
+                admin = %self.cfg.daemon.admin,
+                client = %self.cfg.daemon.client,
+                socket = %self.cfg.client_socket().display(),
+                "daemon started"
+            );
             self.step(Event::Boot).await?;
             let mut buf = vec![0u8; 65_536];
             tokio::pin!(shutdown);
@@ -176,7 +236,7 @@ impl Runtime {
     async fn iterate(
         &mut self,
         buf: &mut [u8],
-        rx: &mut mpsc::Receiver<Pending>,
+        rx: &mut Inbox,
         shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<bool, DaemonError> {
         if let Some(ev) = self.local.pop_front() {
@@ -203,8 +263,16 @@ impl Runtime {
                 }
             },
             () = sleep => self.on_deadline().await?,
-            req = rx.recv() => if let Some((req, reply)) = req {
+            req = rx.admin.recv() => if let Some((req, reply)) = req {
                 self.on_admin(req, reply);
+            },
+            msg = rx.clients.recv(), if !self.sessions.blocked => if let Some(msg) = msg {
+                let subs = self.sessions.on_session(msg);
+                self.submit_group(subs);
+            },
+            ctl = rx.ctl.recv() => if let Some(ctl) = ctl {
+                let subs = self.sessions.on_ctl(ctl);
+                self.submit_group(subs);
             },
             () = shutdown => return Ok(false),
         }
@@ -295,8 +363,14 @@ impl Runtime {
                 debug!(?d, "persisted");
             }
             Command::Deliver {
-                id, sender, config, ..
+                id,
+                sender,
+                config,
+                payload,
+                ..
             } => {
+                let subs = self.sessions.on_deliver(sender.node, config, &payload);
+                self.submit_group(subs);
                 self.delivered += 1;
                 if self.log.len() >= self.cfg.runtime.delivery_log.max(1) {
                     self.log.pop_front();
@@ -314,9 +388,24 @@ impl Runtime {
                     self.ring_span = tracing::info_span!(parent: &self.span, "ring", id = %r);
                 }
                 info!(config = %id, members = ?names, "configuration installed");
+                let nodes = members.iter().map(|p| p.node).collect();
+                let subs = self.sessions.on_config(kind, id, nodes);
+                self.submit_group(subs);
             }
         }
         Ok(())
+    }
+
+    /// Queue the group layer's messages for the ring machine.
+    fn submit_group(&mut self, subs: Vec<RingSubmit>) {
+        for RingSubmit { service, payload } in subs {
+            let id = MsgId {
+                origin: self.machine.me,
+                n: self.next_msg,
+            };
+            self.next_msg = self.next_msg.wrapping_add(1);
+            self.local.push_back(Event::Submit { id, service, payload });
+        }
     }
 
     /// Whether a token may be held: the ring is idle here and in the token.
@@ -392,6 +481,22 @@ impl Runtime {
                 let entries: Vec<&Delivered> = self.log.iter().skip(self.log.len() - k).collect();
                 Response::ok(serde_json::json!({ "delivered": self.delivered, "entries": entries }))
             }
+            Request::Groups => {
+                let groups: Vec<serde_json::Value> = self
+                    .sessions
+                    .layer()
+                    .table()
+                    .into_iter()
+                    .map(|(name, gid, members)| {
+                        serde_json::json!({
+                            "name": name.as_str(),
+                            "view": gid.to_string(),
+                            "members": members.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                Response::ok(serde_json::json!({ "groups": groups }))
+            }
             Request::Partition { from } => self.partition(&from),
             Request::Heal => {
                 warn!("TESTING: partition healed");
@@ -440,7 +545,11 @@ impl Runtime {
                 n: self.next_msg,
             };
             self.next_msg = self.next_msg.wrapping_add(1);
-            let payload = vec![u8::try_from(id.n % 251).unwrap_or(0); size];
+            let mut payload = vec![u8::try_from(id.n % 251).unwrap_or(0); size];
+            // Not a group-layer message (those start with `sessions::GROUP_TAG`).
+            if let Some(b) = payload.first_mut() {
+                *b = 0;
+            }
             self.local.push_back(Event::Submit { id, service, payload });
         }
         Response::ok(serde_json::json!({ "submitted": count, "first": first }))
@@ -470,6 +579,7 @@ impl Runtime {
             partitioned_from: self.blocked_names(),
             counters: self.counters.clone(),
             machine: serde_json::to_value(&m.stats).unwrap_or_default(),
+            clients: self.sessions.status(),
         }
     }
 }

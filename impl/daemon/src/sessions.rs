@@ -1,0 +1,304 @@
+//! The daemon's client side: the group-layer machine ([`GroupLayer`]) and the I/O of its sessions.
+//! It translates and decides nothing about groups:
+//!
+//! ```text
+//!  SessionMsg (hello, request, close) ─► GroupIn::{Connect, Client, SessionClosed} ─┐
+//!  SessionCtl::Drained ───────────────► GroupIn::Drained ───────────────────────────┼─► GroupLayer::handle
+//!  ring Deliver / DeliverConfig ──────► GroupIn::Ring(..) ──────────────────────────┘        │
+//!    ┌──────────────────────────────────────────────────────────────────────────────────────┘
+//!    ├─ Accepted / Refused / ToSession / Kill ─► encoded frames to the session's writer
+//!    ├─ RingSend ─► [`RingSubmit`]s the runtime hands to the ring machine
+//!    └─ BlockClients ─► stop / resume reading client requests
+//! ```
+//!
+//! Group-layer messages travel on the ring as `GROUP_TAG` + postcard; any other payload (the admin
+//! `send` testing hook) is counted and not handed to the layer.
+
+use std::collections::BTreeMap;
+
+use sgc_model::groups::{
+    ClientEvent, ClientReq, ConnectRefusal, GroupConfig, GroupIn, GroupLayer, GroupOut, KillReason,
+    RingDelivery, RingMsg, SessionId, Target,
+};
+use sgc_model::ring::{ConfigId, ConfigKind, NodeId, Service};
+use sgc_wire::{
+    Accept, PROTOCOL_VERSION, Version, encode_accept, encode_closing, encode_event, encode_refuse,
+};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tracing::{debug, info, warn};
+
+use crate::admin::ClientsStatus;
+use crate::clients::{Outgoing, SessionCtl, SessionMsg, kill_text};
+use crate::config::DaemonConfig;
+
+/// First byte of every group-layer payload on the ring.
+pub const GROUP_TAG: u8 = 0x47;
+
+/// A message the group layer wants ordered on the ring.
+#[derive(Debug)]
+pub struct RingSubmit {
+    /// Service.
+    pub service: Service,
+    /// Encoded payload (`GROUP_TAG` + postcard).
+    pub payload: Vec<u8>,
+}
+
+struct SessionIo {
+    out: mpsc::UnboundedSender<Outgoing>,
+    tasks: [AbortHandle; 2],
+}
+
+impl SessionIo {
+    fn abort(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The group layer and its sessions.
+pub struct Sessions {
+    layer: GroupLayer,
+    io: BTreeMap<SessionId, SessionIo>,
+    nodes_by_name: BTreeMap<String, NodeId>,
+    max_sessions: usize,
+    /// Whether client requests are not read (ring backlog too long).
+    pub blocked: bool,
+    counters: BTreeMap<&'static str, u64>,
+}
+
+impl Sessions {
+    /// The client side of a daemon with this configuration.
+    pub fn new(cfg: &DaemonConfig) -> Result<Self, String> {
+        let c = &cfg.clients;
+        let gc = GroupConfig {
+            max_session_queue: c.max_session_queue,
+            max_groups_per_session: c.max_groups_per_session,
+            max_members_per_group: c.max_members_per_group,
+            max_ring_backlog: c.max_ring_backlog,
+            ..GroupConfig::new(cfg.daemon.id, cfg.daemon.name.clone())
+        };
+        gc.validate().map_err(|e| e.to_string())?;
+        Ok(Self {
+            layer: GroupLayer::new(gc),
+            io: BTreeMap::new(),
+            nodes_by_name: cfg.peers.iter().map(|p| (p.name.clone(), p.id)).collect(),
+            max_sessions: usize::try_from(c.max_sessions).unwrap_or(usize::MAX),
+            blocked: false,
+            counters: BTreeMap::new(),
+        })
+    }
+
+    /// The layer (for status).
+    pub const fn layer(&self) -> &GroupLayer {
+        &self.layer
+    }
+
+    /// Connected sessions.
+    pub fn sessions(&self) -> usize {
+        self.io.len()
+    }
+
+    /// The admin status of the client side.
+    pub fn status(&self) -> ClientsStatus {
+        let mut counters = serde_json::to_value(self.layer.stats()).unwrap_or_default();
+        if let Some(obj) = counters.as_object_mut() {
+            for (k, v) in &self.counters {
+                obj.insert((*k).to_owned(), (*v).into());
+            }
+        }
+        ClientsStatus {
+            sessions: self.io.len(),
+            groups: self.layer.table().len(),
+            phase: format!("{:?}", self.layer.phase()),
+            backlog: self.layer.backlog(),
+            blocked: self.blocked,
+            counters,
+        }
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.counters.entry(what).or_default() += 1;
+    }
+
+    /// A message from a connection.
+    pub fn on_session(&mut self, msg: SessionMsg) -> Vec<RingSubmit> {
+        match msg {
+            SessionMsg::Hello {
+                sess,
+                hello,
+                out,
+                tasks,
+                via,
+            } => {
+                let refusal = if Version::check_compatible(hello.version).is_err() {
+                    Some(ConnectRefusal::Version)
+                } else if self.io.len() >= self.max_sessions {
+                    Some(ConnectRefusal::Quota)
+                } else {
+                    None
+                };
+                if let Some(why) = refusal {
+                    info!(sess, ?via, ?why, "connection refused");
+                    let _ = out.send(Outgoing::Close(frame(|b| encode_refuse(why, b))));
+                    return Vec::new();
+                }
+                debug!(sess, ?via, user = ?hello.user, "hello");
+                self.io.insert(sess, SessionIo { out, tasks });
+                self.step(GroupIn::Connect {
+                    sess,
+                    user: hello.user,
+                    wants_membership: hello.wants_membership,
+                })
+            }
+            SessionMsg::Req { sess, req } => match self.resolve(req) {
+                Ok(req) => self.step(GroupIn::Client { sess, req }),
+                Err(ev) => {
+                    self.event_to(sess, &ev);
+                    Vec::new()
+                }
+            },
+            SessionMsg::Closed { sess, why } => {
+                let Some(io) = self.io.remove(&sess) else {
+                    return Vec::new();
+                };
+                io.abort();
+                info!(sess, %why, "client connection closed");
+                self.step(GroupIn::SessionClosed { sess })
+            }
+        }
+    }
+
+    /// A writer's report.
+    pub fn on_ctl(&mut self, ctl: SessionCtl) -> Vec<RingSubmit> {
+        match ctl {
+            SessionCtl::Drained { sess, n } => self.step(GroupIn::Drained { sess, n }),
+        }
+    }
+
+    /// A message delivered by the ring.
+    pub fn on_deliver(&mut self, origin: NodeId, config: ConfigId, payload: &[u8]) -> Vec<RingSubmit> {
+        let Some((&GROUP_TAG, body)) = payload.split_first() else {
+            self.count("ring_raw_messages");
+            return Vec::new();
+        };
+        match postcard::from_bytes::<RingMsg>(body) {
+            Ok(msg) => self.step(GroupIn::Ring(RingDelivery::Message { origin, config, msg })),
+            Err(e) => {
+                self.count("ring_undecodable_group_messages");
+                warn!(origin, error = %e, "undecodable group message on the ring");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A configuration delivered by the ring.
+    pub fn on_config(&mut self, kind: ConfigKind, id: ConfigId, members: Vec<NodeId>) -> Vec<RingSubmit> {
+        let d = match kind {
+            ConfigKind::Transitional => RingDelivery::Transitional { id, members },
+            ConfigKind::Regular => RingDelivery::Regular { id, members },
+        };
+        self.step(GroupIn::Ring(d))
+    }
+
+    /// Private targets name daemons; the node id typed by the client is replaced by the named one.
+    fn resolve(&self, req: ClientReq) -> Result<ClientReq, Box<ClientEvent>> {
+        let ClientReq::Send(mut m) = req else {
+            return Ok(req);
+        };
+        for t in &mut m.targets {
+            if let Target::Private(p) = t {
+                match self.nodes_by_name.get(&p.daemon) {
+                    Some(n) => p.node = *n,
+                    None => {
+                        return Err(Box::new(ClientEvent::Reject {
+                            reason: sgc_model::groups::RejectReason::UnknownTarget,
+                            req: ClientReq::Send(m),
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(ClientReq::Send(m))
+    }
+
+    fn step(&mut self, input: GroupIn) -> Vec<RingSubmit> {
+        let mut submits = Vec::new();
+        for o in self.layer.handle(input) {
+            match o {
+                GroupOut::Accepted { sess, name } => {
+                    info!(sess, name = %name, "client connected");
+                    let a = Accept {
+                        version: PROTOCOL_VERSION,
+                        name,
+                    };
+                    self.send(sess, Outgoing::Frame(frame(|b| encode_accept(&a, b))));
+                }
+                GroupOut::Refused { sess, why } => {
+                    info!(sess, ?why, "connection refused");
+                    if let Some(io) = self.io.remove(&sess) {
+                        let _ = io.out.send(Outgoing::Close(frame(|b| encode_refuse(why, b))));
+                    }
+                }
+                GroupOut::RingSend { msg, service } => match postcard::to_extend(&msg, vec![GROUP_TAG]) {
+                    Ok(payload) => submits.push(RingSubmit { service, payload }),
+                    Err(e) => warn!(error = %e, "a group message could not be encoded"),
+                },
+                GroupOut::ToSession { sess, ev } => self.event_to(sess, &ev),
+                GroupOut::Kill { sess, why } => self.kill(sess, why),
+                GroupOut::BlockClients(b) => {
+                    if b != self.blocked {
+                        debug!(blocked = b, backlog = self.layer.backlog(), "client input");
+                    }
+                    self.blocked = b;
+                }
+            }
+        }
+        submits
+    }
+
+    fn event_to(&mut self, sess: SessionId, ev: &ClientEvent) {
+        let f = frame(|b| encode_event(ev, b));
+        self.send(sess, Outgoing::Frame(f));
+    }
+
+    fn send(&mut self, sess: SessionId, o: Outgoing) {
+        match self.io.get(&sess) {
+            Some(io) => {
+                if io.out.send(o).is_err() {
+                    self.count("frames_to_closed_sessions");
+                }
+            }
+            None => self.count("frames_to_unknown_sessions"),
+        }
+    }
+
+    fn kill(&mut self, sess: SessionId, why: KillReason) {
+        let Some(io) = self.io.remove(&sess) else {
+            return;
+        };
+        warn!(sess, reason = kill_text(why), "disconnecting a client");
+        match why {
+            // Its socket is full: a last frame could never be written.
+            KillReason::SlowClient => io.abort(),
+            KillReason::ProtocolViolation => {
+                let _ = io.out.send(Outgoing::Close(frame(|b| encode_closing(why, b))));
+            }
+        }
+        self.count(match why {
+            KillReason::SlowClient => "sessions_killed_slow",
+            KillReason::ProtocolViolation => "sessions_killed_protocol",
+        });
+    }
+}
+
+/// Encode one frame; an event the wire refuses to encode (a bug) becomes an empty vector, logged.
+fn frame(enc: impl FnOnce(&mut Vec<u8>) -> Result<(), sgc_wire::WireError>) -> Vec<u8> {
+    let mut b = Vec::new();
+    if let Err(e) = enc(&mut b) {
+        warn!(error = %e, "a frame could not be encoded");
+        b.clear();
+    }
+    b
+}
