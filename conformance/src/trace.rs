@@ -79,7 +79,7 @@ pub struct Hex(pub Vec<u8>);
 impl Hex {
     /// Parses a hex string.
     pub fn parse(s: &str) -> Result<Self, TraceError> {
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return Err(TraceError::Hex(format!("odd length {}", s.len())));
         }
         let digit = |c: u8| match c {
