@@ -1,10 +1,14 @@
 //! `sgc check <model>` (`tgdh`, `evs`): runs the Stateright checker on a protocol model and prints the report
 //! (`{model, mutant, states, complete, properties: [{name, expectation, holds,
 //! counterexample}]}` with `--json`). Exit status 0 only when every property holds.
+//! `--export-traces DIR` also writes the run's discoveries and random walks as traces
+//! (`sgc-conformance`).
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use sgc_conformance::export::{ExportOptions, evs_traces, tgdh_traces};
+use sgc_conformance::trace::{Trace, TraceError, write_traces};
 use sgc_model::check::{CheckOptions, CheckReport};
 use sgc_model::ring::RingMutant;
 use sgc_model::tgdh::check::{TgdhModel, check};
@@ -34,6 +38,10 @@ pub struct CommonArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also write the run's discoveries and a few random walks as JSON traces into DIR
+    /// (`evs`, `tgdh`; see docs/conformance.md).
+    #[arg(long, value_name = "DIR")]
+    export_traces: Option<std::path::PathBuf>,
 }
 
 /// Options of `sgc check evs`.
@@ -112,7 +120,25 @@ fn evs(args: &EvsArgs) -> Result<ExitCode, CliError> {
     let Some(mutant) = select_mutant(&args.common, &all)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    finish(&sgc_model::ring::check::check(mutant), args.common.json)
+    let report = match &args.common.export_traces {
+        None => sgc_model::ring::check::check(mutant),
+        Some(dir) => {
+            let (cfg, search, budget) = sgc_model::ring::check::check_plan(mutant);
+            export_traces(dir, evs_traces(&cfg, search, budget, &ExportOptions::default()))?
+        }
+    };
+    finish(&report, args.common.json)
+}
+
+/// Writes the traces of an export to `dir` (one line on stderr) and returns the run's report.
+fn export_traces(
+    dir: &std::path::Path,
+    exported: Result<(CheckReport, Vec<Trace>), TraceError>,
+) -> Result<CheckReport, CliError> {
+    let (report, traces) = exported.map_err(|e| CliError::Usage(format!("--export-traces: {e}")))?;
+    let files = write_traces(dir, &traces).map_err(|e| CliError::Usage(format!("--export-traces: {e}")))?;
+    eprintln!("sgc: wrote {} traces to {}", files.len(), dir.display());
+    Ok(report)
 }
 
 fn tgdh(args: &TgdhArgs) -> Result<ExitCode, CliError> {
@@ -137,7 +163,11 @@ fn tgdh(args: &TgdhArgs) -> Result<ExitCode, CliError> {
         stop_at_first_failure: mutant.is_some(),
         ..CheckOptions::default()
     };
-    finish(&check(model, opts), args.common.json)
+    let report = match &args.common.export_traces {
+        None => check(model, opts),
+        Some(dir) => export_traces(dir, tgdh_traces(&model, opts, &ExportOptions::default()))?,
+    };
+    finish(&report, args.common.json)
 }
 
 /// Prints a report as JSON or as a readable table.

@@ -11,7 +11,8 @@
 //! - `sgc daemon --config FILE`: run one daemon (`--example-config` prints a configuration);
 //! - `sgc cluster up --daemons N [--dir DIR] [--json]` / `sgc cluster down --dir DIR`: a local
 //!   cluster on loopback;
-//! - `sgc admin --daemon ADDR status|log|partition|heal|send|shutdown`: the admin endpoint.
+//! - `sgc admin --daemon ADDR status|log|partition|heal|send|shutdown`: the admin endpoint;
+//! - `sgc conformance replay DIR [--json]`: replay checker traces into the machines.
 //!
 //! Exit status: 0 on success; 1 when a checked property fails; 2 on bad usage.
 
@@ -33,6 +34,7 @@ mod bench_ring;
 mod bench_tgdh;
 mod check_cmd;
 mod cluster;
+mod conformance_cmd;
 mod daemon_cmd;
 mod demo;
 
@@ -71,6 +73,11 @@ enum Command {
     },
     /// Query or steer a running daemon through its admin endpoint.
     Admin(admin_cmd::AdminArgs),
+    /// Replay checker traces and compare every observation.
+    Conformance {
+        #[command(subcommand)]
+        cmd: conformance_cmd::ConformanceCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +113,7 @@ fn main() -> ExitCode {
         Command::Daemon(args) => daemon_cmd::run(&args),
         Command::Cluster { cmd } => cluster::run(&cmd),
         Command::Admin(args) => admin_cmd::run(&args),
+        Command::Conformance { cmd } => conformance_cmd::run(&cmd),
     };
     match result {
         Ok(code) => code,

@@ -81,6 +81,48 @@ pub const fn model_service(node: NodeId) -> Service {
     if node == 0 { Service::Safe } else { Service::Agreed }
 }
 
+/// Payload of the `n`-th model message of a daemon (one byte).
+pub fn model_payload(n: u32) -> Vec<u8> {
+    vec![u8::try_from(n).unwrap_or(u8::MAX)]
+}
+
+/// A daemon of node `node` starting already installed in `ring` with `members` (the model's
+/// first incarnation when [`RingModelCfg::boot`] is false): the machine, and the commands of
+/// that start in order: the regular configuration's `DeliverConfig` (an observation only),
+/// the TokenLoss timer, and at the representative the first token and the MergeDetect timer.
+/// The caller persists `daemon.durable` first. Shared by the model and trace replay.
+pub fn formed_start(cfg: &RingConfig, node: NodeId, ring: RingId, members: &[Pid]) -> (Daemon, Vec<Command>) {
+    let me = members
+        .iter()
+        .copied()
+        .find(|p| p.node == node)
+        .unwrap_or(Pid::new(node, 1));
+    let daemon = Daemon::formed(me, ring, members.to_vec());
+    let mut cmds = vec![
+        Command::DeliverConfig {
+            kind: ConfigKind::Regular,
+            id: ConfigId::Regular(ring),
+            members: members.to_vec(),
+        },
+        Command::SetTimer {
+            kind: TimerKind::TokenLoss,
+            after: cfg.token_loss,
+        },
+    ];
+    if ring.rep == me {
+        let to = members.get(1).copied().unwrap_or(me);
+        let pkt = Packet::Token(Daemon::first_token(ring, members));
+        cmds.push(Command::SendToken { to, pkt });
+        if cfg.probes {
+            cmds.push(Command::SetTimer {
+                kind: TimerKind::MergeDetect,
+                after: cfg.merge_detect,
+            });
+        }
+    }
+    (daemon, cmds)
+}
+
 impl RingActor {
     fn apply(&self, me: Pid, cmds: &[Command], o: &mut Out<Self>) {
         for c in cmds {
@@ -120,9 +162,10 @@ impl RingActor {
             n: st.submitted,
         };
         st.history.log.push(LogEntry::Submitted { id });
-        let payload = vec![u8::try_from(st.submitted).unwrap_or(u8::MAX)];
         // submitting never emits commands
-        let _ = st.daemon.submit(id, model_service(node), payload);
+        let _ = st
+            .daemon
+            .submit(id, model_service(node), model_payload(st.submitted));
     }
 
     fn step(&self, state: &mut Cow<ActorState>, ev: Event, o: &mut Out<Self>) {
@@ -152,35 +195,11 @@ impl Actor for RingActor {
         let first = storage.is_none();
         let mut st = match (&self.formed, first) {
             (Some((ring, members)), true) => {
-                let me = members
-                    .iter()
-                    .copied()
-                    .find(|p| p.node == self.node)
-                    .unwrap_or(Pid::new(self.node, 1));
-                let daemon = Daemon::formed(me, *ring, members.clone());
+                let (daemon, cmds) = formed_start(&self.cfg, self.node, *ring, members);
+                let me = daemon.me;
                 let mut history = History::new(me);
-                let install = Command::DeliverConfig {
-                    kind: ConfigKind::Regular,
-                    id: ConfigId::Regular(*ring),
-                    members: members.clone(),
-                };
-                history.observe(&[install]);
+                history.observe(&cmds);
                 o.save(daemon.durable);
-                let mut cmds = vec![Command::SetTimer {
-                    kind: TimerKind::TokenLoss,
-                    after: self.cfg.token_loss,
-                }];
-                if ring.rep == me {
-                    let to = members.get(1).copied().unwrap_or(me);
-                    let pkt = Packet::Token(Daemon::first_token(*ring, members));
-                    cmds.push(Command::SendToken { to, pkt });
-                    if self.cfg.probes {
-                        cmds.push(Command::SetTimer {
-                            kind: TimerKind::MergeDetect,
-                            after: self.cfg.merge_detect,
-                        });
-                    }
-                }
                 self.apply(me, &cmds, o);
                 ActorState {
                     daemon,
@@ -803,7 +822,8 @@ pub enum Search {
 
 pub use crate::check::{CheckReport, PropertyReport};
 
-fn short(w: &Wire) -> String {
+/// A one-line description of a packet on the model's network.
+pub fn short(w: &Wire) -> String {
     match &w.pkt {
         Packet::Token(t) => format!(
             "token {} ts={} seq={} aru={} rtr={:?}{}",
@@ -841,6 +861,18 @@ pub fn describe(a: &RAction) -> String {
 /// Run the checker on a model configuration. `Hunt` stops after about `max_states` generated
 /// states; `Exhaustive` has no such cut-off (the model's bounds keep it finite).
 pub fn check_with(cfg: RingModelCfg, search: Search, max_states: usize) -> CheckReport {
+    check_with_paths(cfg, search, max_states).0
+}
+
+/// A discovery of the ring model: property, `always`/`sometimes`, and the path reaching it.
+pub type RingDiscovery = crate::check::Discovery<RingModel>;
+
+/// As [`check_with`], also returning every discovery's path (in property order).
+pub fn check_with_paths(
+    cfg: RingModelCfg,
+    search: Search,
+    max_states: usize,
+) -> (CheckReport, Vec<RingDiscovery>) {
     let mutant = cfg.mutant.map(|m| m.name().to_owned());
     let model = cfg.into_model();
     let props: Vec<(&'static str, bool)> = model
@@ -875,9 +907,10 @@ fn summarize(
     props: &[(&'static str, bool)],
     mutant: Option<String>,
     cut: Option<usize>,
-) -> CheckReport {
+) -> (CheckReport, Vec<RingDiscovery>) {
     let discoveries = checker.discoveries();
     let mut properties = Vec::new();
+    let mut paths = Vec::new();
     for (name, always) in props {
         let found = discoveries.get(name);
         properties.push(PropertyReport {
@@ -893,17 +926,25 @@ fn summarize(
                     .join("\n")
             }),
         });
+        if let Some(p) = found {
+            paths.push(RingDiscovery {
+                property: name,
+                expectation: if *always { "always" } else { "sometimes" },
+                path: p.clone().into_vec(),
+            });
+        }
     }
     let all_found = props.iter().all(|(n, _)| discoveries.contains_key(n));
     let failure_stop = cut.is_some() && props.iter().any(|(n, a)| *a && discoveries.contains_key(n));
     let truncated = cut.is_some_and(|c| checker.state_count() >= c);
-    CheckReport {
+    let report = CheckReport {
         model: "ring-evs".to_owned(),
         mutant,
         states: checker.unique_state_count(),
         complete: checker.is_done() && !all_found && !failure_stop && !truncated,
         properties,
-    }
+    };
+    (report, paths)
 }
 
 /// The model configuration a mutant is hunted in: [`RingModelCfg::small`], or
@@ -939,8 +980,14 @@ pub const fn hunting_search(mutant: RingMutant) -> Search {
 /// [`RingModelCfg::small`]; with one, a hunt ([`hunting_search`]) in [`hunting_cfg`] stopping at
 /// the first counterexample (or after [`HUNT_BUDGET`] generated states).
 pub fn check(mutant: Option<RingMutant>) -> CheckReport {
+    let (cfg, search, budget) = check_plan(mutant);
+    check_with(cfg, search, budget)
+}
+
+/// The configuration, search and budget [`check`] uses for `mutant`.
+pub fn check_plan(mutant: Option<RingMutant>) -> (RingModelCfg, Search, usize) {
     match mutant {
-        None => check_with(RingModelCfg::small(), Search::Exhaustive, usize::MAX),
-        Some(m) => check_with(hunting_cfg(m), hunting_search(m), HUNT_BUDGET),
+        None => (RingModelCfg::small(), Search::Exhaustive, usize::MAX),
+        Some(m) => (hunting_cfg(m), hunting_search(m), HUNT_BUDGET),
     }
 }
