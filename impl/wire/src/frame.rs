@@ -325,7 +325,8 @@ pub fn encode_event<B: WireBuf + ?Sized>(ev: &ClientEvent, buf: &mut B) -> Resul
             for set in &m.vs_sets {
                 put_names(b, set)?;
             }
-            b.u32(len32(m.my_vs));
+            let my_vs = u32::try_from(m.my_vs).map_err(|_| bad("my_vs", i64::MAX))?;
+            b.u32(my_vs);
             Ok(())
         }),
         ClientEvent::Transition { group, gid } => frame(buf, kind::TRANSITION, MAX_TO_CLIENT_FRAME, |b| {
