@@ -112,7 +112,13 @@ impl Client {
 
     /// See [`crate::Client::disconnect`].
     pub fn disconnect(self) -> Result<(), ClientError> {
-        let Self { rt, inner } = self;
-        rt.block_on(inner.disconnect())
+        self.rt.block_on(self.inner.sender().disconnect())
+    }
+}
+
+impl Drop for Client {
+    /// Write what is still queued before the runtime (and its writer) stops; errors are moot.
+    fn drop(&mut self) {
+        let _ = self.rt.block_on(self.inner.flush());
     }
 }

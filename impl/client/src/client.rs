@@ -185,6 +185,11 @@ impl Client {
         self.tx.flush().await
     }
 
+    /// Socket writes done so far (see [`Sender::write_batches`]).
+    pub fn write_batches(&self) -> u64 {
+        self.tx.write_batches()
+    }
+
     /// The next event. Cancel-safe: usable in `tokio::select!`.
     pub async fn recv(&mut self) -> Result<ClientEvent, ClientError> {
         self.rx.recv().await

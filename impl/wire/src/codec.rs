@@ -1,4 +1,4 @@
-//! Little-endian primitives: a bounds-checked [`Reader`] over a frame body and the [`WireBuf`]
+//! Little-endian primitives: a bounds-checked `Reader` over a frame body and the [`WireBuf`]
 //! trait for the growable buffers frames are encoded into (`Vec<u8>`, `BytesMut`).
 //!
 //! Every read checks the remaining length first and fails with [`WireError::Truncated`];
