@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use sgc_client::{Client, Endpoint};
 use sgc_model::groups::{ClientService, GroupName, PrivateName, Target};
-use sgc_wire::{Accept, Frame, FrameDecoder, PROTOCOL_VERSION, ToClient, ToDaemon, encode_send};
+use sgc_wire::{
+    Accept, Frame, FrameDecoder, PROTOCOL_VERSION, ToClient, ToClientRef, ToDaemon, encode_data, encode_send,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BODY: usize = 1024;
@@ -38,10 +40,43 @@ fn codec(n: usize) {
     }
     assert_eq!(got, n / CHUNK * CHUNK);
     println!(
-        "codec: encode {:.2} M frames/s, decode {:.2} M frames/s ({} B bodies)",
+        "codec: SEND encode {:.2} M frames/s, decode {:.2} M frames/s ({} B bodies)",
         got as f64 / enc.as_secs_f64() / 1e6,
         got as f64 / dect.as_secs_f64() / 1e6,
         BODY
+    );
+    // DATA as a client receives it: owned decode vs zero-copy.
+    let sender = PrivateName::new(1, "u", "d").unwrap();
+    buf.clear();
+    for i in 0..CHUNK {
+        encode_data(&mut buf, &sender, &to, ClientService::Agreed, i as i16, &body).unwrap();
+    }
+    let mut owned = FrameDecoder::<ToClient>::new();
+    let mut borrowed = FrameDecoder::<ToClient>::new();
+    let (mut to_owned, mut to_ref, mut sum) = (std::time::Duration::ZERO, std::time::Duration::ZERO, 0usize);
+    for _ in 0..n / CHUNK {
+        let t = Instant::now();
+        owned.feed(&buf);
+        while let Some(_f) = owned.next_frame().unwrap() {}
+        to_owned += t.elapsed();
+        let t = Instant::now();
+        borrowed.feed(&buf);
+        while let Some(len) = borrowed
+            .next_frame_ref(|f| match f {
+                ToClientRef::Data(d) => d.body.len(),
+                ToClientRef::Owned(_) => 0,
+            })
+            .unwrap()
+        {
+            sum += len;
+        }
+        to_ref += t.elapsed();
+    }
+    assert_eq!(sum, got * BODY);
+    println!(
+        "codec: DATA decode owned {:.2} M frames/s, zero-copy {:.2} M frames/s",
+        got as f64 / to_owned.as_secs_f64() / 1e6,
+        got as f64 / to_ref.as_secs_f64() / 1e6,
     );
 }
 

@@ -98,6 +98,11 @@ impl Client {
         self.rt.block_on(self.inner.recv())
     }
 
+    /// Zero-copy receive (see [`crate::Client::recv_with`]).
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(crate::EventRef<'_>) -> R) -> Result<R, ClientError> {
+        self.rt.block_on(self.inner.recv_with(f))
+    }
+
     /// The next event, or `Ok(None)` after `timeout` without one (Spread's `DONT_BLOCK` with a
     /// zero timeout).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ClientEvent>, ClientError> {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sgc_model::groups::{ClientEvent, ClientReq, ClientService, GroupName, PrivateName, Target};
-use sgc_wire::{FrameDecoder, Hello, ToClient, Version, encode_hello, encode_req, encode_send};
+use sgc_wire::{
+    DataRef, FrameDecoder, Hello, ToClient, ToClientRef, Version, encode_hello, encode_req, encode_send,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
@@ -195,6 +197,11 @@ impl Client {
         self.rx.recv().await
     }
 
+    /// Zero-copy receive (see [`Receiver::recv_with`]).
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(EventRef<'_>) -> R) -> Result<R, ClientError> {
+        self.rx.recv_with(f).await
+    }
+
     /// Disconnect cleanly: send the disconnect request, write everything, close.
     pub async fn disconnect(self) -> Result<(), ClientError> {
         self.tx.disconnect().await
@@ -290,20 +297,73 @@ impl Receiver {
         }
     }
 
+    /// Zero-copy receive: hand the next event to `f`, a data message borrowed from the receive
+    /// buffer ([`EventRef::Data`], no allocation), any other event owned. Cancel-safe.
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(EventRef<'_>) -> R) -> Result<R, ClientError> {
+        let mut f = Some(f);
+        loop {
+            let step = self
+                .dec
+                .next_frame_ref(|fr| {
+                    let ev = match fr {
+                        ToClientRef::Data(d) => EventRef::Data(d),
+                        ToClientRef::Owned(ToClient::Event(ev)) => EventRef::Other(ev),
+                        ToClientRef::Owned(ToClient::Closing(why)) => return Err(ClientError::Closed(why)),
+                        ToClientRef::Owned(ToClient::Accept(_) | ToClient::Refuse(_)) => {
+                            return Err(ClientError::UnexpectedFrame("handshake answer"));
+                        }
+                    };
+                    // `f` is taken by the first frame, which ends the loop.
+                    f.take()
+                        .map(|f| f(ev))
+                        .ok_or(ClientError::UnexpectedFrame("second frame"))
+                })
+                .map_err(ClientError::Wire)?;
+            if let Some(out) = step {
+                return out;
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn read_more(&mut self) -> Result<(), ClientError> {
+        self.dec.reserve_for_next(64 * 1024);
+        let n = self
+            .read
+            .read_buf(self.dec.buffer_mut())
+            .await
+            .map_err(ClientError::from_io)?;
+        if n == 0 {
+            return Err(ClientError::DaemonGone);
+        }
+        Ok(())
+    }
+
     async fn next_frame(&mut self) -> Result<ToClient, ClientError> {
         loop {
             if let Some(f) = self.dec.next_frame().map_err(ClientError::Wire)? {
                 return Ok(f);
             }
-            self.dec.reserve_for_next(64 * 1024);
-            let n = self
-                .read
-                .read_buf(self.dec.buffer_mut())
-                .await
-                .map_err(ClientError::from_io)?;
-            if n == 0 {
-                return Err(ClientError::DaemonGone);
-            }
+            self.read_more().await?;
+        }
+    }
+}
+
+/// An event as [`Receiver::recv_with`] hands it over.
+#[derive(Clone, Debug)]
+pub enum EventRef<'a> {
+    /// A data message, borrowed from the receive buffer.
+    Data(DataRef<'a>),
+    /// Any other event.
+    Other(ClientEvent),
+}
+
+impl EventRef<'_> {
+    /// The owned event.
+    pub fn into_owned(self) -> ClientEvent {
+        match self {
+            Self::Data(d) => ClientEvent::Data(d.to_owned()),
+            Self::Other(ev) => ev,
         }
     }
 }

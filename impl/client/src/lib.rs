@@ -14,6 +14,8 @@
 //! - Writes are batched: frames are encoded straight into one buffer and a writer task sends all
 //!   that accumulated in one write, so fast senders get many frames per system call with no
 //!   allocation per message; senders wait above a high-water mark (see the `outbox` module).
+//! - Receiving can be zero-copy: [`Client::recv_with`] lends a data message straight from the
+//!   receive buffer ([`EventRef`]); [`Client::recv`] returns owned events.
 //! - Errors are typed ([`ClientError`]): refusals carry Spread's codes, a vanished daemon is
 //!   [`ClientError::DaemonGone`], limit violations are caught before sending.
 //!
@@ -35,7 +37,7 @@ mod endpoint;
 mod error;
 pub mod outbox;
 
-pub use client::{Client, HANDSHAKE_TIMEOUT, Receiver, Sender};
+pub use client::{Client, EventRef, HANDSHAKE_TIMEOUT, Receiver, Sender};
 pub use endpoint::{Endpoint, EndpointParseError};
 pub use error::ClientError;
 use sgc_model::groups::{ClientEvent, ClientReq};

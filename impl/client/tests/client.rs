@@ -87,6 +87,36 @@ async fn t21_multicast_gives_data_and_self_discard_none() {
 }
 
 #[tokio::test]
+async fn t23_zero_copy_receive() {
+    let d = spawn_tcp(Mode::Serve).await;
+    let mut c = Client::connect(&d.ep, Some("alice"), true).await.unwrap();
+    c.join(&grp("g")).await.unwrap();
+    let to = [Target::Group(grp("g"))];
+    c.multicast(&to, ClientService::Agreed, 5, b"borrowed")
+        .await
+        .unwrap();
+    let first = c
+        .recv_with(|ev| matches!(ev, sgc_client::EventRef::Other(ClientEvent::Membership(_))))
+        .await;
+    assert!(first.unwrap());
+    let (len, sender) = c
+        .recv_with(|ev| match ev {
+            sgc_client::EventRef::Data(d) => {
+                assert_eq!(
+                    d.targets.iter().map(|t| t.to_owned()).collect::<Vec<_>>(),
+                    to.to_vec()
+                );
+                (d.body.len(), d.sender.to_owned())
+            }
+            other => panic!("{other:?}"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(len, 8);
+    assert_eq!(&sender, c.private_name());
+}
+
+#[tokio::test]
 async fn t22_limit_violations_leave_the_connection_usable() {
     let d = spawn_tcp(Mode::Serve).await;
     let mut c = Client::connect(&d.ep, None, true).await.unwrap();

@@ -98,6 +98,11 @@ impl<'a> Reader<'a> {
         self.buf.len()
     }
 
+    /// Everything not yet read, without consuming it.
+    pub(crate) const fn peek_rest(&self) -> &'a [u8] {
+        self.buf
+    }
+
     pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
         if n > self.buf.len() {
             return Err(WireError::Truncated { what });
