@@ -164,6 +164,29 @@ async fn t30_fast_sends_are_batched() {
 }
 
 #[tokio::test]
+async fn t31_senders_wait_when_the_daemon_stops_reading() {
+    let d = spawn_tcp(Mode::Stall).await;
+    let c = Client::connect(&d.ep, None, false).await.unwrap();
+    let to = [Target::Group(grp("g"))];
+    let body = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    let stalled = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        loop {
+            c.multicast(&to, ClientService::Agreed, 0, &body).await.unwrap();
+            sent += body.len();
+        }
+    })
+    .await;
+    assert!(stalled.is_err(), "multicast never blocked");
+    // The outbox bound plus what the kernel's socket buffers hold.
+    assert!(sent >= sgc_client::outbox::HIGH_WATER, "blocked early: {sent}");
+    assert!(
+        sent < sgc_client::outbox::HIGH_WATER + (48 << 20),
+        "unbounded: {sent}"
+    );
+}
+
+#[tokio::test]
 async fn t40_daemon_gone() {
     let d = spawn_tcp(Mode::CloseAfterAccept).await;
     let mut c = Client::connect(&d.ep, None, true).await.unwrap();

@@ -25,6 +25,8 @@ pub enum Mode {
     CloseAfterAccept,
     /// Accept, then after this many requests send `Closing(SlowClient)` and close.
     KillAfter(usize),
+    /// Accept, then never read again (a daemon that stopped reading clients).
+    Stall,
 }
 
 /// A running fake daemon.
@@ -130,8 +132,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 )
                 .await;
                 name = Some(me);
-                if let Mode::CloseAfterAccept = mode {
-                    return;
+                match mode {
+                    Mode::CloseAfterAccept => return,
+                    Mode::Stall => {
+                        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        return;
+                    }
+                    _ => {}
                 }
             }
             ToDaemon::Req(req) => {
