@@ -1,4 +1,4 @@
-//! Little-endian primitives: a bounds-checked [`Reader`] over a frame body and the [`WireBuf`]
+//! Little-endian primitives: a bounds-checked `Reader` over a frame body and the [`WireBuf`]
 //! trait for the growable buffers frames are encoded into (`Vec<u8>`, `BytesMut`).
 //!
 //! Every read checks the remaining length first and fails with [`WireError::Truncated`];
@@ -96,6 +96,11 @@ impl<'a> Reader<'a> {
 
     pub(crate) const fn remaining(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Everything not yet read, without consuming it.
+    pub(crate) const fn peek_rest(&self) -> &'a [u8] {
+        self.buf
     }
 
     pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {

@@ -1,14 +1,15 @@
 //! [`FrameDecoder`]: a streaming decoder for one direction. Feed it bytes as they arrive (or
 //! read straight into its buffer), then pop every complete frame; a partial frame stays buffered
-//! until the rest arrives. The buffer never holds more than one frame limit beyond a complete
-//! frame's worth of bytes the caller chose to feed.
+//! until the rest arrives. An over-long length prefix is refused as soon as its 4 bytes are
+//! buffered, and the decoder never reserves more than one frame limit; how much is fed at once
+//! is the caller's choice.
 
 use std::marker::PhantomData;
 
 use bytes::{Buf, BytesMut};
 
-use crate::WireError;
 use crate::frame::{Frame, LEN_PREFIX, split_frame};
+use crate::{ToClient, ToClientRef, WireError};
 
 /// Streaming decoder of frames of type `F` ([`crate::ToDaemon`] on the daemon side,
 /// [`crate::ToClient`] on the client side).
@@ -80,6 +81,34 @@ impl<F: Frame> FrameDecoder<F> {
             Ok((frame, used)) => {
                 self.buf.advance(used);
                 Ok(Some(frame))
+            }
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
+
+impl FrameDecoder<ToClient> {
+    /// Zero-copy variant of [`Self::next_frame`]: hand the next complete frame to `f` with DATA
+    /// borrowed from the buffer (see [`ToClientRef`]); the frame is consumed after `f` returns.
+    pub fn next_frame_ref<R>(
+        &mut self,
+        f: impl FnOnce(ToClientRef<'_>) -> R,
+    ) -> Result<Option<R>, WireError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let step = match split_frame(&self.buf, ToClient::MAX_FRAME) {
+            Ok(None) => return Ok(None),
+            Ok(Some(raw)) => ToClientRef::decode_body(raw.kind, raw.body).map(|fr| (f(fr), raw.used)),
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok((out, used)) => {
+                self.buf.advance(used);
+                Ok(Some(out))
             }
             Err(e) => {
                 self.failed = Some(e.clone());

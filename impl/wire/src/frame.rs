@@ -325,7 +325,8 @@ pub fn encode_event<B: WireBuf + ?Sized>(ev: &ClientEvent, buf: &mut B) -> Resul
             for set in &m.vs_sets {
                 put_names(b, set)?;
             }
-            b.u32(len32(m.my_vs));
+            let my_vs = u32::try_from(m.my_vs).map_err(|_| bad("my_vs", i64::MAX))?;
+            b.u32(my_vs);
             Ok(())
         }),
         ClientEvent::Transition { group, gid } => frame(buf, kind::TRANSITION, MAX_TO_CLIENT_FRAME, |b| {
@@ -541,7 +542,7 @@ fn get_hello(r: &mut Reader<'_>) -> Result<Hello, WireError> {
     })
 }
 
-fn get_str8<'a>(r: &mut Reader<'a>, what: &'static str, max: usize) -> Result<&'a str, WireError> {
+pub(crate) fn get_str8<'a>(r: &mut Reader<'a>, what: &'static str, max: usize) -> Result<&'a str, WireError> {
     let len = usize::from(r.u8(what)?);
     if len == 0 || len > max {
         return Err(sgc_model::groups::NameError::Length { what, max, len }.into());
@@ -591,7 +592,7 @@ fn get_gid(r: &mut Reader<'_>) -> Result<Gid, WireError> {
     })
 }
 
-fn bad(what: &'static str, value: impl Into<i64>) -> WireError {
+pub(crate) fn bad(what: &'static str, value: impl Into<i64>) -> WireError {
     WireError::BadValue {
         what,
         value: value.into(),
@@ -730,7 +731,7 @@ pub const fn service_bit(s: ClientService) -> u8 {
     }
 }
 
-fn service_from_bit(b: u8) -> Option<ClientService> {
+pub(crate) fn service_from_bit(b: u8) -> Option<ClientService> {
     ClientService::ALL.into_iter().find(|s| service_bit(*s) == b)
 }
 

@@ -37,11 +37,13 @@
 //! assert_eq!(dec.next_frame().unwrap(), None);
 //! ```
 
+pub mod borrowed;
 pub mod codec;
 pub mod decoder;
 pub mod error;
 pub mod frame;
 
+pub use borrowed::{DataRef, PrivateNameRef, TargetRef, TargetsRef, ToClientRef};
 pub use codec::WireBuf;
 pub use decoder::FrameDecoder;
 pub use error::WireError;
