@@ -59,6 +59,8 @@ pub enum SessionMsg {
         sess: SessionId,
         /// Why, for the log.
         why: String,
+        /// Whether the client broke the protocol (it gets a CLOSING frame).
+        violation: bool,
     },
 }
 
@@ -186,10 +188,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) {
     let mut dec = FrameDecoder::<ToDaemon>::new();
     let first = tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut r, &mut dec)).await;
-    let why = match first {
-        Err(_) => format!("no hello within {HELLO_TIMEOUT:?}"),
-        Ok(Err(why)) => why,
-        Ok(Ok(ToDaemon::Req(_))) => "the first frame was not a hello".to_owned(),
+    let end = match first {
+        Err(_) => Ending::plain(format!("no hello within {HELLO_TIMEOUT:?}")),
+        Ok(Err(end)) => {
+            // A refusable hello (illegal name, other version) is answered; anything else is not.
+            if let Some(code) = end.wire.as_ref().and_then(WireError::refusal) {
+                let mut b = Vec::new();
+                if sgc_wire::encode_refuse(code, &mut b).is_ok() {
+                    let _ = out.send(Outgoing::Close(b));
+                }
+            }
+            end
+        }
+        Ok(Ok(ToDaemon::Req(_))) => Ending::plain("the first frame was not a hello".to_owned()),
         Ok(Ok(ToDaemon::Hello(hello))) => {
             let hello_msg = SessionMsg::Hello {
                 sess,
@@ -208,39 +219,69 @@ async fn read_loop<R: AsyncRead + Unpin>(
                             return;
                         }
                     }
-                    Ok(ToDaemon::Hello(_)) => break "a second hello".to_owned(),
-                    Err(why) => break why,
+                    Ok(ToDaemon::Hello(_)) => {
+                        break Ending {
+                            why: "protocol violation: a second hello".to_owned(),
+                            wire: None,
+                            violation: true,
+                        };
+                    }
+                    Err(end) => break end,
                 }
             }
         }
     };
-    debug!(%why, "connection ends");
-    let _ = msgs.send(SessionMsg::Closed { sess, why }).await;
+    debug!(why = %end.why, "connection ends");
+    let closed = SessionMsg::Closed {
+        sess,
+        why: end.why,
+        violation: end.violation,
+    };
+    let _ = msgs.send(closed).await;
+}
+
+/// Why a connection's input ends.
+struct Ending {
+    why: String,
+    wire: Option<WireError>,
+    violation: bool,
+}
+
+impl Ending {
+    const fn plain(why: String) -> Self {
+        Self {
+            why,
+            wire: None,
+            violation: false,
+        }
+    }
 }
 
 /// The next frame, or why the connection ends.
 async fn next_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     dec: &mut FrameDecoder<ToDaemon>,
-) -> Result<ToDaemon, String> {
+) -> Result<ToDaemon, Ending> {
     loop {
         match dec.next_frame() {
             Ok(Some(f)) => return Ok(f),
             Ok(None) => {}
-            Err(e) => return Err(protocol_violation(&e)),
+            Err(e) => {
+                return Err(Ending {
+                    why: format!("protocol violation: {e}"),
+                    wire: Some(e),
+                    violation: true,
+                });
+            }
         }
         dec.reserve_for_next(16 * 1024);
         match r.read_buf(dec.buffer_mut()).await {
-            Ok(0) if dec.buffered() == 0 => return Err("end of stream".to_owned()),
-            Ok(0) => return Err("end of stream inside a frame".to_owned()),
+            Ok(0) if dec.buffered() == 0 => return Err(Ending::plain("end of stream".to_owned())),
+            Ok(0) => return Err(Ending::plain("end of stream inside a frame".to_owned())),
             Ok(_) => {}
-            Err(e) => return Err(format!("read error: {e}")),
+            Err(e) => return Err(Ending::plain(format!("read error: {e}"))),
         }
     }
-}
-
-fn protocol_violation(e: &WireError) -> String {
-    format!("protocol violation: {e}")
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(

@@ -159,12 +159,19 @@ impl Sessions {
                     Vec::new()
                 }
             },
-            SessionMsg::Closed { sess, why } => {
+            SessionMsg::Closed { sess, why, violation } => {
                 let Some(io) = self.io.remove(&sess) else {
                     return Vec::new();
                 };
-                io.abort();
-                info!(sess, %why, "client connection closed");
+                if violation {
+                    warn!(sess, %why, "client connection closed");
+                    self.count("sessions_closed_protocol_violation");
+                    let f = frame(|b| encode_closing(KillReason::ProtocolViolation, b));
+                    let _ = io.out.send(Outgoing::Close(f));
+                } else {
+                    info!(sess, %why, "client connection closed");
+                    io.abort();
+                }
                 self.step(GroupIn::SessionClosed { sess })
             }
         }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use sgc_daemon::DaemonConfig;
 use sgc_model::groups::{
-    Cause, ClientEvent, ClientReq, ClientService, ConnectRefusal, GroupName, Membership, Multicast, Target,
+    Cause, ClientEvent, ClientReq, ClientService, ConnectRefusal, GroupName, KillReason, Membership,
+    Multicast, Target,
 };
 use sgc_wire::{FrameDecoder, Hello, ToClient, encode_hello, encode_req};
 
@@ -185,9 +186,11 @@ fn a_malformed_frame_closes_only_its_connection_and_duplicates_are_refused() {
     // A frame of an unknown kind: the daemon closes this connection only.
     bad.s.write_all(&[2, 0, 0, 0, 0xEE, 0]).unwrap();
     let mut saw_disconnect = false;
+    let mut last = None;
     while let Some(f) = bad.next() {
-        assert!(matches!(f, ToClient::Event(_) | ToClient::Closing(_)), "{f:?}");
+        last = Some(f);
     }
+    assert_eq!(last, Some(ToClient::Closing(KillReason::ProtocolViolation)));
     // alice sees mallory join, then leave with cause disconnect.
     for _ in 0..2 {
         if let ClientEvent::Membership(m) = a.event() {
