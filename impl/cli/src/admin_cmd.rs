@@ -33,6 +33,8 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The light-weight groups this daemon knows: name, view id, members (JSON).
+    Groups,
     /// The last delivered message ids, oldest first (JSON).
     Log {
         /// How many (default: all kept).
@@ -67,6 +69,7 @@ pub enum AdminCommand {
 pub fn run(args: &AdminArgs) -> Result<ExitCode, CliError> {
     let (req, human_status) = match &args.command {
         AdminCommand::Status { json } => (Request::Status, !json),
+        AdminCommand::Groups => (Request::Groups, false),
         AdminCommand::Log { last } => (Request::Log { last: *last }, false),
         AdminCommand::Partition { from } => (Request::Partition { from: from.clone() }, false),
         AdminCommand::Heal => (Request::Heal, false),
@@ -94,14 +97,16 @@ pub fn run(args: &AdminArgs) -> Result<ExitCode, CliError> {
     if human_status {
         let s: admin::Status = serde_json::from_value(result).map_err(|e| CliError::Output(e.to_string()))?;
         println!(
-            "{} ({}.{}): {} ring {} members [{}], delivered {}",
+            "{} ({}.{}): {} ring {} members [{}], delivered {}, {} client sessions, {} groups",
             s.daemon,
             s.node,
             s.incarnation,
             s.phase,
             s.ring.id,
             s.ring.members.join(","),
-            s.delivered
+            s.delivered,
+            s.clients.sessions,
+            s.clients.groups
         );
     } else {
         println!(

@@ -37,6 +37,8 @@ mod cluster;
 mod conformance_cmd;
 mod daemon_cmd;
 mod demo;
+mod user_cmd;
+mod user_script;
 
 use std::process::ExitCode;
 
@@ -73,6 +75,8 @@ enum Command {
     },
     /// Query or steer a running daemon through its admin endpoint.
     Admin(admin_cmd::AdminArgs),
+    /// An interactive, scriptable client: join, leave, send, print events.
+    User(user_cmd::UserArgs),
     /// Replay checker traces and compare every observation.
     Conformance {
         #[command(subcommand)]
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Daemon(args) => daemon_cmd::run(&args),
         Command::Cluster { cmd } => cluster::run(&cmd),
         Command::Admin(args) => admin_cmd::run(&args),
+        Command::User(args) => user_cmd::run(&args),
         Command::Conformance { cmd } => conformance_cmd::run(&cmd),
     };
     match result {

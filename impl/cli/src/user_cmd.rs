@@ -1,0 +1,159 @@
+//! `sgc user --daemon ADDR --name NAME [--json]`: an interactive and scriptable client, like
+//! Spread's `spuser`. It reads commands from stdin (see [`crate::user_script`]) and prints every
+//! event: one JSON object per line with `--json`, readable lines otherwise. The first line is the
+//! session's own name (`{"event":"connected","name":"#NAME#daemon"}`). End of input or `quit`
+//! disconnects; a vanished daemon ends the program with status 1.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+use sgc_client::{Client, ClientError, Endpoint};
+use sgc_model::groups::{ClientEvent, ClientReq, Multicast};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::CliError;
+use crate::user_script::{HELP, ScriptCmd, event_json, event_text, parse_line};
+
+/// Options of `sgc user`.
+#[derive(Args, Debug)]
+pub struct UserArgs {
+    /// The daemon's client endpoint: `ip:port`, `unix:PATH` or an absolute socket path.
+    #[arg(long)]
+    daemon: String,
+    /// User name (1–10 characters `$`..`~`); default: assigned by the daemon.
+    #[arg(long)]
+    name: Option<String>,
+    /// Print one JSON object per event.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run `sgc user`.
+pub fn run(args: &UserArgs) -> Result<ExitCode, CliError> {
+    let ep: Endpoint = args
+        .daemon
+        .parse()
+        .map_err(|e| CliError::Usage(format!("--daemon: {e}")))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Output(e.to_string()))?;
+    rt.block_on(session(&ep, args))
+}
+
+struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    fn event(&self, ev: &ClientEvent) {
+        if self.json {
+            out!("{}", event_json(ev));
+        } else {
+            out!("{}", event_text(ev));
+        }
+    }
+
+    fn note(&self, kind: &str, text: &str) {
+        if self.json {
+            out!("{}", json!({"event": kind, "text": text}));
+        } else {
+            out!("{kind}: {text}");
+        }
+    }
+}
+
+async fn session(ep: &Endpoint, args: &UserArgs) -> Result<ExitCode, CliError> {
+    let p = Printer { json: args.json };
+    let mut client = match Client::connect(ep, args.name.as_deref(), true).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sgc user: cannot connect to {ep}: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let me = client.private_name().to_string();
+    if p.json {
+        out!("{}", json!({"event": "connected", "name": me}));
+    } else {
+        out!("connected as {me} (type `help` for commands)");
+    }
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut pause: Option<tokio::time::Instant> = None;
+    loop {
+        let wake = pause;
+        tokio::select! {
+            ev = client.recv() => match ev {
+                Ok(ev) => p.event(&ev),
+                Err(e) => return Ok(gone(&p, &e)),
+            },
+            () = async { if let Some(t) = wake { tokio::time::sleep_until(t).await } }, if wake.is_some() => {
+                pause = None;
+            }
+            line = lines.next_line(), if pause.is_none() => {
+                let line = match line {
+                    Ok(Some(l)) => l,
+                    Ok(None) | Err(_) => break,
+                };
+                match parse_line(&line) {
+                    Ok(ScriptCmd::Quit) => break,
+                    Ok(ScriptCmd::Sleep(ms)) => {
+                        pause = Some(tokio::time::Instant::now() + Duration::from_millis(ms));
+                    }
+                    Ok(ScriptCmd::Help) => p.note("help", HELP),
+                    Ok(ScriptCmd::Nothing) => {}
+                    Ok(ScriptCmd::Flush(_)) => p.note("error", "flush needs VS mode (--vs)"),
+                    Ok(cmd) => {
+                        if let Err(e) = execute(&client, cmd).await {
+                            if matches!(e, ClientError::LimitHit(_)) {
+                                p.note("error", &e.to_string());
+                            } else {
+                                return Ok(gone(&p, &e));
+                            }
+                        }
+                    }
+                    Err(e) => p.note("error", &e),
+                }
+            }
+        }
+    }
+    if let Err(e) = client.disconnect().await {
+        return Ok(gone(&p, &e));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn execute(client: &Client, cmd: ScriptCmd) -> Result<(), ClientError> {
+    match cmd {
+        ScriptCmd::Join(g) => client.join(&g).await,
+        ScriptCmd::Leave(g) => client.leave(&g).await,
+        ScriptCmd::Send {
+            targets,
+            service,
+            mess_type,
+            text,
+        } => {
+            let m = Multicast {
+                targets: targets.iter().map(|t| t.to_target()).collect(),
+                service,
+                self_discard: false,
+                mess_type,
+                body: text.into_bytes(),
+            };
+            client.request(&ClientReq::Send(m)).await
+        }
+        ScriptCmd::Flush(_)
+        | ScriptCmd::Sleep(_)
+        | ScriptCmd::Quit
+        | ScriptCmd::Help
+        | ScriptCmd::Nothing => Ok(()),
+    }
+}
+
+fn gone(p: &Printer, e: &ClientError) -> ExitCode {
+    p.note("error", &e.to_string());
+    eprintln!("sgc user: {e}");
+    ExitCode::from(1)
+}
