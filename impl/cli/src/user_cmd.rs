@@ -93,10 +93,7 @@ async fn session(ep: &Endpoint, args: &UserArgs) -> Result<ExitCode, CliError> {
                 pause = None;
             }
             line = lines.next_line(), if pause.is_none() => {
-                let line = match line {
-                    Ok(Some(l)) => l,
-                    Ok(None) | Err(_) => break,
-                };
+                let Ok(Some(line)) = line else { break };
                 match parse_line(&line) {
                     Ok(ScriptCmd::Quit) => break,
                     Ok(ScriptCmd::Sleep(ms)) => {
