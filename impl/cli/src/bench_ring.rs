@@ -15,16 +15,23 @@
 //!
 //! CPU is the sum over the daemons of `utime + stime` from `/proc/PID/stat` (clock ticks of
 //! `getconf CLK_TCK`, 100 if that fails) after minus before, divided by the messages each daemon
-//! delivered. Then `{"bench":"ring-rotation",...}` (idle token rotation, from the datagrams the
-//! daemons send while idle) and `{"bench":"ring-failover","seconds":...}` (SIGKILL one daemon,
+//! delivered. Then `{"bench":"ring-rotation",...}` (idle token rotation, from the machines'
+//! `tokens` counters) and `{"bench":"ring-failover","seconds":...}` (SIGKILL one daemon,
 //! until the others are one operational ring without it). The daemons are stopped at the end,
 //! also on error (a guard shuts them down and kills the survivors).
 //!
 //! **Datagram size.** The ring machine packs and fragments client messages into data packets of
-//! at most `RingConfig::max_packet_payload` (1400 B of chunks, a default the daemon's TOML does
-//! not expose), so a datagram is at most about 1460 B whatever the message size. The receive
-//! bound `runtime.max_datagram` is the check: any larger datagram is dropped and counted as
-//! `dropped_oversize`, which each line reports.
+//! at most `window.packet_payload` bytes of chunks; the bench sets it to `--max-datagram` minus
+//! the worst-case headers (`DATA_PACKET_OVERHEAD`, 122 B: 1350 B for the default 1472), so no
+//! datagram exceeds `--max-datagram` whatever the message size. The receive bound
+//! `runtime.max_datagram` is the check: any larger datagram is dropped and counted as
+//! `dropped_oversize`, which each line reports. `--max-messages`, `--window-size` and
+//! `--max-gap` override the `[window]` defaults of every daemon.
+//!
+//! **Token rotations** come from the machine's `tokens` counter (regular tokens accepted) in
+//! `status`: its growth summed over the daemons and divided by their number is the number of
+//! rotations during the run, reported as `rotations_per_s` and `packets_per_visit` (data packets
+//! the senders sent per token visit, from `datagrams_out`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +42,7 @@ use clap::Args;
 use serde::Serialize;
 use sgc_daemon::DaemonConfig;
 use sgc_daemon::admin::{self, Request, SendService, Status};
+use sgc_daemon::config::DATA_PACKET_OVERHEAD;
 
 use crate::CliError;
 use crate::cluster::{CLUSTER_FILE, ClusterDaemon, ClusterInfo};
@@ -68,6 +76,15 @@ pub struct BenchArgs {
     /// `runtime.max_datagram` of every daemon (512..=65507); larger datagrams are dropped.
     #[arg(long, default_value_t = 1472)]
     max_datagram: usize,
+    /// `window.max_messages` of every daemon (packets per token visit; default: the daemon's).
+    #[arg(long)]
+    max_messages: Option<u32>,
+    /// `window.window_size` of every daemon (packets per rotation; default: the daemon's).
+    #[arg(long)]
+    window_size: Option<u32>,
+    /// `window.max_gap` of every daemon (default: the daemon's).
+    #[arg(long)]
+    max_gap: Option<u64>,
     /// Skip the failover measurement (which kills one daemon).
     #[arg(long)]
     no_failover: bool,
@@ -108,6 +125,15 @@ struct Row {
     retransmitted: u64,
     /// Whether the ring changed during the run (the figure is then not a steady-state one).
     ring_changed: bool,
+    /// `window.packet_payload` of every daemon.
+    packet_payload: usize,
+    /// `window.max_messages` of every daemon.
+    max_messages: u32,
+    /// Token rotations per second during the run (machine `tokens` counter / daemons).
+    rotations_per_s: f64,
+    /// Datagrams sent per token visit, all daemons (2 per data packet with 3 daemons, plus 1
+    /// for the token itself).
+    datagrams_per_visit: f64,
 }
 
 /// The daemons of the bench; dropping it stops them.
@@ -164,6 +190,11 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, CliError> {
     if !(512..=65_507).contains(&args.max_datagram) {
         return Err(CliError::Usage(
             "--max-datagram must be between 512 and 65507".into(),
+        ));
+    }
+    if args.max_messages == Some(0) || args.window_size == Some(0) || args.max_gap == Some(0) {
+        return Err(CliError::Usage(
+            "--max-messages, --window-size and --max-gap must be positive".into(),
         ));
     }
     let mut bench = start(args)?;
@@ -309,6 +340,16 @@ fn start(args: &BenchArgs) -> Result<Bench, CliError> {
     for i in 0..args.daemons {
         let mut cfg = DaemonConfig::local("sgc-bench", args.daemons, i, base);
         cfg.runtime.max_datagram = args.max_datagram;
+        cfg.window.packet_payload = args.max_datagram - DATA_PACKET_OVERHEAD;
+        if let Some(m) = args.max_messages {
+            cfg.window.max_messages = m;
+        }
+        if let Some(w) = args.window_size {
+            cfg.window.window_size = w;
+        }
+        if let Some(g) = args.max_gap {
+            cfg.window.max_gap = g;
+        }
         cfg.validate().map_err(out_err)?;
         let ddir = dir.join(&cfg.daemon.name);
         std::fs::create_dir_all(&ddir).map_err(out_err)?;
@@ -470,6 +511,10 @@ impl Bench {
         let machine =
             |s: &[Status], k: &str| -> u64 { s.iter().map(|x| x.machine[k].as_u64().unwrap_or(0)).sum() };
         let rate = total as f64 / secs;
+        let visits = machine(&after, "tokens").saturating_sub(machine(&before, "tokens"));
+        let dgrams = counter(&after, "datagrams_out").saturating_sub(counter(&before, "datagrams_out"));
+        let rotations = visits as f64 / f64::from(args.daemons);
+        let probe = DaemonConfig::local("sgc-bench", args.daemons, 0, 1);
         Ok(Row {
             bench: "ring",
             daemons: args.daemons,
@@ -493,26 +538,30 @@ impl Bench {
             dropped_oversize: counter(&after, "dropped_oversize") - counter(&before, "dropped_oversize"),
             retransmitted: machine(&after, "retransmitted") - machine(&before, "retransmitted"),
             ring_changed: after.iter().zip(&before).any(|(a, b)| a.ring.id != b.ring.id),
+            packet_payload: args.max_datagram - DATA_PACKET_OVERHEAD,
+            max_messages: args.max_messages.unwrap_or(probe.window.max_messages),
+            rotations_per_s: round(rotations / secs, 0),
+            datagrams_per_visit: if visits == 0 {
+                0.0
+            } else {
+                round(dgrams as f64 / visits as f64, 2)
+            },
         })
     }
 
-    /// Idle token rotations per second: every daemon forwards the token once per rotation, so
-    /// the datagrams the daemons send while idle, divided by their number, count rotations
-    /// (merge-detection probes add about 2 per second per extra daemon; ignored).
+    /// Idle token rotations per second: the machine's `tokens` counter (regular tokens
+    /// accepted) summed over the daemons and divided by their number.
     fn idle_rotation(&self) -> Result<(f64, f64), CliError> {
         std::thread::sleep(Duration::from_millis(200));
-        let out = |s: &[Status]| -> u64 {
-            s.iter()
-                .map(|x| x.counters.get("datagrams_out").copied().unwrap_or(0))
-                .sum()
-        };
+        let tokens =
+            |s: &[Status]| -> u64 { s.iter().map(|x| x.machine["tokens"].as_u64().unwrap_or(0)).sum() };
         let a = self.statuses()?;
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs(2));
         let b = self.statuses()?;
         let secs = t0.elapsed().as_secs_f64();
         let n = b.len().max(1) as f64;
-        Ok(((out(&b) - out(&a)) as f64 / n / secs, secs))
+        Ok((tokens(&b).saturating_sub(tokens(&a)) as f64 / n / secs, secs))
     }
 
     /// SIGKILL the last daemon; seconds until the others are one operational ring without it.

@@ -109,7 +109,7 @@ impl Default for Timeouts {
     }
 }
 
-/// Flow control (ring-protocol.md §2.3).
+/// Flow control and packing (ring-protocol.md §2.3, §2.4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Window {
@@ -119,18 +119,33 @@ pub struct Window {
     pub window_size: u32,
     /// Bound on `seq - safe_line`.
     pub max_gap: u64,
+    /// Bytes of message chunks per data packet (chunk headers counted); with the packet and
+    /// datagram headers it must fit `runtime.max_datagram` (see [`DATA_PACKET_OVERHEAD`]).
+    pub packet_payload: usize,
 }
 
 impl Default for Window {
+    /// Larger than the machine's Spread/Corosync-like defaults (17 per visit, 50 per rotation,
+    /// gap 256): a token visit costs a scheduling hop per daemon, so more packets per visit
+    /// amortize it (`sgc bench ring`, `docs/benchmarks.md`); the gap covers about two
+    /// rotations of a full window. Bursts of 64 datagrams need the larger socket buffers of
+    /// `runtime.socket_buffer`.
     fn default() -> Self {
         let r = RingConfig::new(vec![0]);
         Self {
-            max_messages: r.max_messages,
-            window_size: r.window_size,
-            max_gap: r.max_gap,
+            max_messages: 64,
+            window_size: 192,
+            max_gap: 1024,
+            packet_payload: r.max_packet_payload,
         }
     }
 }
+
+/// Bytes a data packet's datagram adds to its `packet_payload` in the worst case: the
+/// transport header, the packet's own fields and those of the recovery wrapper (a recovered
+/// packet carries the old packet whole), every integer at its longest postcard varint. The
+/// per-chunk headers are counted inside the payload (`RingConfig::chunk_overhead`).
+pub const DATA_PACKET_OVERHEAD: usize = 122;
 
 /// Runtime knobs that change timing only, never protocol decisions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +158,9 @@ pub struct RuntimeSection {
     pub max_datagram: usize,
     /// Entries kept in the delivery log served by the admin `log` command.
     pub delivery_log: usize,
+    /// Kernel send and receive buffer requested for the ring socket, bytes (0: OS default;
+    /// Linux grants at most `net.core.rmem_max`/`wmem_max`).
+    pub socket_buffer: usize,
 }
 
 impl Default for RuntimeSection {
@@ -151,6 +169,7 @@ impl Default for RuntimeSection {
             idle_token_delay_ms: 2,
             max_datagram: 65_507,
             delivery_log: 100_000,
+            socket_buffer: 4 << 20,
         }
     }
 }
@@ -293,6 +312,26 @@ impl DaemonConfig {
         if !(512..=65_507).contains(&r.max_datagram) {
             return Err(invalid("runtime.max_datagram", "must be between 512 and 65507"));
         }
+        if r.socket_buffer > 1 << 30 {
+            return Err(invalid("runtime.socket_buffer", "must be at most 1 GiB"));
+        }
+        let chunk = RingConfig::new(vec![0]).chunk_overhead;
+        let p = self.window.packet_payload;
+        if p <= chunk {
+            return Err(invalid(
+                "window.packet_payload",
+                format!("must exceed the {chunk}-byte chunk header"),
+            ));
+        }
+        if p.saturating_add(DATA_PACKET_OVERHEAD) > r.max_datagram {
+            return Err(invalid(
+                "window.packet_payload",
+                format!(
+                    "{p} + {DATA_PACKET_OVERHEAD} bytes of headers exceeds runtime.max_datagram ({})",
+                    r.max_datagram
+                ),
+            ));
+        }
         if r.idle_token_delay_ms >= self.timeouts.token_retransmit_ms {
             return Err(invalid(
                 "runtime.idle_token_delay_ms",
@@ -432,6 +471,7 @@ impl DaemonConfig {
         r.max_messages = self.window.max_messages;
         r.window_size = self.window.window_size;
         r.max_gap = self.window.max_gap;
+        r.max_packet_payload = self.window.packet_payload;
         r
     }
 
@@ -511,17 +551,43 @@ mod tests {
             "daemon.admin"
         );
         assert_eq!(
-            err_key(&t.replace("window_size = 50", "window_size = 1")),
+            err_key(&t.replace("window_size = 192", "window_size = 1")),
             "window.window_size"
         );
         assert_eq!(err_key(&t.replace("\"d2\"", "\"d0\"")), "peers[2].name");
     }
 
     #[test]
+    fn packet_payload_must_fit_the_datagram() {
+        let mut c = DaemonConfig::local("c", 3, 1, 40_000);
+        c.runtime.max_datagram = 1472;
+        assert!(
+            c.validate().is_ok(),
+            "the default payload fits 1472-byte datagrams"
+        );
+        assert_eq!(c.ring_config().max_packet_payload, 1350);
+        c.window.packet_payload = 1351;
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "window.packet_payload")
+        );
+        c.window.packet_payload = 10;
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "window.packet_payload")
+        );
+        c.runtime.max_datagram = 65_507;
+        c.window.packet_payload = 65_507 - DATA_PACKET_OVERHEAD;
+        assert!(c.validate().is_ok());
+        c.runtime.socket_buffer = 2 << 30;
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "runtime.socket_buffer")
+        );
+    }
+
+    #[test]
     fn schema_errors_name_the_key() {
         let e = DaemonConfig::parse(&text().replace("token_loss_ms", "token_lost_ms")).unwrap_err();
         assert!(e.to_string().contains("token_lost_ms"), "{e}");
-        let e = DaemonConfig::parse(&text().replace("max_gap = 256", "max_gap = \"big\"")).unwrap_err();
+        let e = DaemonConfig::parse(&text().replace("max_gap = 1024", "max_gap = \"big\"")).unwrap_err();
         assert!(e.to_string().contains("max_gap"), "{e}");
     }
 }

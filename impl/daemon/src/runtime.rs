@@ -38,6 +38,10 @@ use crate::transport::Codec;
 /// Bound on `count × size` of one admin `send` (testing hook).
 pub const MAX_SEND_BYTES: u64 = 1 << 30;
 
+/// Datagrams handled per wake-up of the ring socket before timers and admin requests are
+/// looked at again.
+const RECV_BATCH: usize = 64;
+
 /// Errors that stop a daemon.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -110,7 +114,8 @@ pub struct Runtime {
     local: VecDeque<Event>,
     blocked: BTreeSet<NodeId>,
     counters: BTreeMap<String, u64>,
-    log: VecDeque<Delivered>,
+    /// Delivery log, formatted only when the admin `log` command reads it.
+    log: VecDeque<(MsgId, Pid, ConfigId)>,
     delivered: u64,
     configs: u64,
     next_msg: u32,
@@ -133,6 +138,7 @@ impl Runtime {
                 addr: cfg.daemon.listen,
                 source,
             })?;
+        set_socket_buffers(&sock, cfg.runtime.socket_buffer);
         let admin = TcpListener::bind(cfg.daemon.admin)
             .await
             .map_err(|source| DaemonError::Bind {
@@ -256,6 +262,7 @@ impl Runtime {
                     if let Some(ev) = self.on_datagram(buf.get(..n).unwrap_or_default(), from) {
                         self.step(ev).await?;
                     }
+                    self.drain_socket(buf).await?;
                 }
                 Err(e) => {
                     self.count("recv_errors");
@@ -280,7 +287,37 @@ impl Runtime {
     }
 
     fn count(&mut self, what: &str) {
-        *self.counters.entry(what.to_owned()).or_default() += 1;
+        // Hot path (every datagram): allocate the key only the first time.
+        if let Some(n) = self.counters.get_mut(what) {
+            *n += 1;
+        } else {
+            self.counters.insert(what.to_owned(), 1);
+        }
+    }
+
+    /// Handle the datagrams already queued on the socket (at most [`RECV_BATCH`]) without going
+    /// back through the `select!` (one poll, one timer registration per batch, not per datagram).
+    /// Stops as soon as a local event is queued, so local events keep their place.
+    async fn drain_socket(&mut self, buf: &mut [u8]) -> Result<(), DaemonError> {
+        for _ in 0..RECV_BATCH {
+            if !self.local.is_empty() {
+                break;
+            }
+            match self.sock.try_recv_from(buf) {
+                Ok((n, from)) => {
+                    if let Some(ev) = self.on_datagram(buf.get(..n).unwrap_or_default(), from) {
+                        self.step(ev).await?;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.count("recv_errors");
+                    debug!(error = %e, "recv failed");
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -375,11 +412,7 @@ impl Runtime {
                 if self.log.len() >= self.cfg.runtime.delivery_log.max(1) {
                     self.log.pop_front();
                 }
-                self.log.push_back(Delivered {
-                    id: id.to_string(),
-                    sender: sender.to_string(),
-                    config: config.to_string(),
-                });
+                self.log.push_back((id, sender, config));
             }
             Command::DeliverConfig { kind, id, members } => {
                 self.configs += 1;
@@ -478,7 +511,16 @@ impl Runtime {
                 .map_or_else(|e| Response::err(e.to_string()), Response::ok),
             Request::Log { last } => {
                 let k = last.unwrap_or(self.log.len()).min(self.log.len());
-                let entries: Vec<&Delivered> = self.log.iter().skip(self.log.len() - k).collect();
+                let entries: Vec<Delivered> = self
+                    .log
+                    .iter()
+                    .skip(self.log.len() - k)
+                    .map(|(id, sender, config)| Delivered {
+                        id: id.to_string(),
+                        sender: sender.to_string(),
+                        config: config.to_string(),
+                    })
+                    .collect();
                 Response::ok(serde_json::json!({ "delivered": self.delivered, "entries": entries }))
             }
             Request::Groups => {
@@ -582,6 +624,28 @@ impl Runtime {
             clients: self.sessions.status(),
         }
     }
+}
+
+/// Ask for `bytes` of kernel send and receive buffer on the ring socket (0: keep the OS
+/// default). The kernel may grant less (Linux caps it at `net.core.rmem_max`/`wmem_max`);
+/// a refusal is logged, not fatal: it only makes bursts more likely to be dropped (and
+/// retransmitted).
+fn set_socket_buffers(sock: &UdpSocket, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    let s = socket2::SockRef::from(sock);
+    if let Err(e) = s.set_recv_buffer_size(bytes) {
+        warn!(error = %e, bytes, "cannot set SO_RCVBUF");
+    }
+    if let Err(e) = s.set_send_buffer_size(bytes) {
+        warn!(error = %e, bytes, "cannot set SO_SNDBUF");
+    }
+    debug!(
+        rcvbuf = ?s.recv_buffer_size().ok(),
+        sndbuf = ?s.send_buffer_size().ok(),
+        "ring socket buffers"
+    );
 }
 
 /// Bind and run a daemon on a current-thread tokio runtime until SIGINT/SIGTERM or an admin

@@ -98,9 +98,11 @@ pub struct RingConfig {
     pub max_gap: u64,
     /// Bound on the token's retransmission-request list.
     pub max_rtr: usize,
-    /// Maximum bytes of chunk payload per data packet (packing and fragmentation, §2.4).
+    /// Maximum bytes of chunks per data packet, their headers included (packing and
+    /// fragmentation, §2.4).
     pub max_packet_payload: usize,
-    /// Per-chunk header overhead counted against `max_packet_payload`.
+    /// Per-chunk header overhead counted against `max_packet_payload`: an upper bound of the
+    /// encoded chunk header, so that a packet's encoded chunks never exceed the payload bound.
     pub chunk_overhead: usize,
     /// Whether the operational representative sends merge-detection probes.
     pub probes: bool,
@@ -122,8 +124,12 @@ impl RingConfig {
             window_size: 50,
             max_gap: 256,
             max_rtr: 48,
-            max_packet_payload: 1400,
-            chunk_overhead: 16,
+            // 1350 + the worst-case data-packet headers (122 B, recovery wrapper included)
+            // fit a 1472-byte datagram, i.e. an Ethernet MTU of 1500 minus IP and UDP.
+            max_packet_payload: 1350,
+            // postcard worst case of a chunk header: MsgId (Pid 3 + 5, n 5), frag 5, last 1,
+            // byte-string length 3 (payloads < 2 MiB).
+            chunk_overhead: 22,
             probes: true,
             mutant: None,
         }

@@ -124,6 +124,9 @@ pub struct Stats {
     pub retransmitted: u64,
     /// API misuse reported by [`RingError`].
     pub api_errors: u64,
+    /// Regular tokens accepted (one per visit, so the rotation rate is its rate; observability).
+    #[serde(default)]
+    pub tokens: u64,
 }
 
 impl PartialEq for Stats {
@@ -450,6 +453,7 @@ impl Daemon {
             return;
         }
         self.order.last_token_seq = t.token_seq;
+        self.stats.tokens += 1;
         out.push(Command::CancelTimer(TimerKind::TokenRetransmit));
         out.push(Command::SetTimer {
             kind: TimerKind::TokenLoss,
@@ -626,32 +630,45 @@ impl Daemon {
             if m.service.is_safe() && m.seq > self.order.safe_line && !cfg.is(RingMutant::AgreedAsSafe) {
                 break;
             }
-            let m = m.clone();
+            // The packet stays in the buffer (for retransmission) and is read in place: the
+            // fields borrowed are disjoint, so nothing is cloned but the delivered bytes.
             self.order.high_delivered = m.seq;
-            self.deliver_packet(&m, ConfigId::Regular(self.cur_ring), out);
+            let config = ConfigId::Regular(self.cur_ring);
+            deliver_chunks(&mut self.reassembly, &mut self.stats, m, config, out);
         }
     }
 
     /// Emit the client messages a delivered packet completes.
     pub(super) fn deliver_packet(&mut self, p: &DataPkt, config: ConfigId, out: &mut Out) {
-        let Body::Chunks(chunks) = &p.body else {
-            self.stats.malformed += 1; // a recovery packet is never delivered
-            return;
-        };
-        for c in chunks {
-            match packing::reassemble(&mut self.reassembly, p.sender, c) {
-                Reassembled::Complete(id, payload) => {
-                    out.push(Command::Deliver {
-                        id,
-                        sender: p.sender,
-                        service: p.service,
-                        config,
-                        payload,
-                    });
-                }
-                Reassembled::Pending => {}
-                Reassembled::Orphan => self.stats.malformed += 1,
+        deliver_chunks(&mut self.reassembly, &mut self.stats, p, config, out);
+    }
+}
+
+/// Feed a delivered packet's chunks to the reassembler and emit the messages they complete.
+fn deliver_chunks(
+    reassembly: &mut BTreeMap<Pid, Partial>,
+    stats: &mut Stats,
+    p: &DataPkt,
+    config: ConfigId,
+    out: &mut Out,
+) {
+    let Body::Chunks(chunks) = &p.body else {
+        stats.malformed += 1; // a recovery packet is never delivered
+        return;
+    };
+    for c in chunks {
+        match packing::reassemble(reassembly, p.sender, c) {
+            Reassembled::Complete(id, payload) => {
+                out.push(Command::Deliver {
+                    id,
+                    sender: p.sender,
+                    service: p.service,
+                    config,
+                    payload,
+                });
             }
+            Reassembled::Pending => {}
+            Reassembled::Orphan => stats.malformed += 1,
         }
     }
 }

@@ -62,14 +62,21 @@ pub fn next_packet(queue: &mut VecDeque<Outgoing>, cfg: &RingConfig) -> Option<(
         let avail = room - cfg.chunk_overhead;
         let rest = head.payload.len().saturating_sub(head.offset);
         if rest <= avail {
-            chunks.push(Chunk {
-                id: head.id,
-                frag: head.frag,
-                last: true,
-                bytes: head.payload.get(head.offset..).unwrap_or_default().to_vec(),
-            });
             room -= cfg.chunk_overhead + rest;
-            queue.pop_front();
+            let Some(done) = queue.pop_front() else { break };
+            // A message sent whole moves its buffer into the chunk (no copy); the tail of a
+            // fragmented one is copied out.
+            let bytes = if done.offset == 0 {
+                done.payload
+            } else {
+                done.payload.get(done.offset..).unwrap_or_default().to_vec()
+            };
+            chunks.push(Chunk {
+                id: done.id,
+                frag: done.frag,
+                last: true,
+                bytes,
+            });
         } else if chunks.is_empty() || rest > full {
             let end = head.offset + avail;
             chunks.push(Chunk {
@@ -86,6 +93,53 @@ pub fn next_packet(queue: &mut VecDeque<Outgoing>, cfg: &RingConfig) -> Option<(
         }
     }
     Some((service, chunks))
+}
+
+/// Serde adapter that (de)serializes a `Vec<u8>` as one byte string instead of a sequence of
+/// `u8`s. With postcard both are the same bytes on the wire (a varint length, then the raw
+/// bytes), but the byte-string path copies the buffer in one go where the sequence path visits
+/// every byte (the decoder's hottest function before this adapter, see `docs/benchmarks.md`).
+/// Self-describing formats (JSON) still accept a sequence of numbers.
+pub mod byte_string {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::ser::Serializer;
+
+    /// Serialize as a byte string.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    /// Deserialize from a byte string (or a sequence of bytes).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            // The size hint comes from the input: bound the pre-allocation.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// A message being reassembled from a sender's fragments.

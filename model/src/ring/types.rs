@@ -140,7 +140,8 @@ pub struct Chunk {
     pub frag: u32,
     /// Whether this is the message's last fragment.
     pub last: bool,
-    /// Payload bytes of this fragment.
+    /// Payload bytes of this fragment (one byte string on the wire).
+    #[serde(with = "super::packing::byte_string")]
     pub bytes: Vec<u8>,
 }
 
