@@ -135,8 +135,11 @@ pub struct Status {
     pub phase: String,
     /// The last installed (regular) ring.
     pub ring: RingStatus,
-    /// Client messages delivered since start.
+    /// Messages delivered since start (client traffic and group-layer control messages).
     pub delivered: u64,
+    /// Of those, the messages of the admin `send` testing hook.
+    #[serde(default)]
+    pub delivered_testing: u64,
     /// Configuration changes delivered since start (regular and transitional).
     pub configs: u64,
     /// Client messages submitted here and not yet broadcast.

@@ -117,6 +117,7 @@ pub struct Runtime {
     /// Delivery log, formatted only when the admin `log` command reads it.
     log: VecDeque<(MsgId, Pid, ConfigId)>,
     delivered: u64,
+    delivered_testing: u64,
     configs: u64,
     next_msg: u32,
     span: tracing::Span,
@@ -179,6 +180,7 @@ impl Runtime {
             counters: BTreeMap::new(),
             log: VecDeque::new(),
             delivered: 0,
+            delivered_testing: 0,
             configs: 0,
             next_msg: 0,
             span,
@@ -409,6 +411,9 @@ impl Runtime {
                 let subs = self.sessions.on_deliver(sender.node, config, &payload);
                 self.submit_group(subs);
                 self.delivered += 1;
+                if payload.first() != Some(&crate::sessions::GROUP_TAG) {
+                    self.delivered_testing += 1;
+                }
                 if self.log.len() >= self.cfg.runtime.delivery_log.max(1) {
                     self.log.pop_front();
                 }
@@ -616,6 +621,7 @@ impl Runtime {
                 pids: m.reg_members.iter().map(ToString::to_string).collect(),
             },
             delivered: self.delivered,
+            delivered_testing: self.delivered_testing,
             configs: self.configs,
             pending: m.pending.len(),
             partitioned_from: self.blocked_names(),
