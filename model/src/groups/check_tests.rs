@@ -56,8 +56,22 @@ const CAUGHT_BY: [(GroupMutant, &str); 9] = [
     (GroupMutant::LeaverGetsView, "GRP-SELFINC"),
     (GroupMutant::IgnoreSelfDiscard, "GRP-SELF"),
     (GroupMutant::DuplicatePerGroup, "GRP-NODUP"),
-    (GroupMutant::EarlyLocalDelivery, "GRP-ORDER"),
+    (GroupMutant::EarlyLocalDelivery, "GRP-SAMEVIEW"),
 ];
+
+/// Further properties violated by the same first counterexample.
+const ALSO_CAUGHT_BY: [(GroupMutant, &str); 2] = [
+    (GroupMutant::GidPerGroup, "GRP-GIDUNIQ"),
+    (GroupMutant::DuplicatePerGroup, "GRP-ORDER"),
+];
+
+#[test]
+fn g30_further_properties_fail_under_the_same_mutants() {
+    for (m, p) in ALSO_CAUGHT_BY {
+        let r = check(Some(m));
+        assert!(failed(&r).contains(&p), "{} does not violate {p}", m.name());
+    }
+}
 
 fn assert_caught(m: GroupMutant) -> Vec<String> {
     let property = CAUGHT_BY
@@ -131,6 +145,10 @@ fn g29_every_always_property_is_violated_by_some_mutant() {
         .filter(|p| p.expectation == "always")
         .map(|p| p.name.clone())
         .collect();
-    let shown: BTreeSet<String> = CAUGHT_BY.iter().map(|(_, p)| (*p).to_owned()).collect();
+    let shown: BTreeSet<String> = CAUGHT_BY
+        .iter()
+        .chain(ALSO_CAUGHT_BY.iter())
+        .map(|(_, p)| (*p).to_owned())
+        .collect();
     assert_eq!(always, shown);
 }
