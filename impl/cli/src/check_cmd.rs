@@ -1,4 +1,4 @@
-//! `sgc check <model>` (`tgdh`, `evs`): runs the Stateright checker on a protocol model and prints the report
+//! `sgc check <model>` (`tgdh`, `evs`, `groups`): runs the Stateright checker on a protocol model and prints the report
 //! (`{model, mutant, states, complete, properties: [{name, expectation, holds,
 //! counterexample}]}` with `--json`). Exit status 0 only when every property holds.
 //! `--export-traces DIR` also writes the run's discoveries and random walks as traces
@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use sgc_conformance::export::{ExportOptions, evs_traces, tgdh_traces};
 use sgc_conformance::trace::{Trace, TraceError, write_traces};
 use sgc_model::check::{CheckOptions, CheckReport};
+use sgc_model::groups::GroupMutant;
 use sgc_model::ring::RingMutant;
 use sgc_model::tgdh::check::{TgdhModel, check};
 use sgc_model::tgdh::member::Mutant;
@@ -24,6 +25,9 @@ pub enum CheckModel {
     Tgdh(TgdhArgs),
     /// The daemon ring: Totem-style total order and EVS membership (3 daemons, bounded).
     Evs(EvsArgs),
+    /// The daemon's light-weight group layer over an abstract EVS oracle (2 daemons, scripted
+    /// clients, partition, merge and crash scenarios).
+    Groups(GroupsArgs),
 }
 
 /// Options every model shares.
@@ -47,6 +51,13 @@ pub struct CommonArgs {
 /// Options of `sgc check evs`.
 #[derive(Args, Debug)]
 pub struct EvsArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Options of `sgc check groups`.
+#[derive(Args, Debug)]
+pub struct GroupsArgs {
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -109,7 +120,19 @@ pub fn run(model: CheckModel) -> Result<ExitCode, CliError> {
     match model {
         CheckModel::Tgdh(args) => tgdh(&args),
         CheckModel::Evs(args) => evs(&args),
+        CheckModel::Groups(args) => groups(&args),
     }
+}
+
+fn groups(args: &GroupsArgs) -> Result<ExitCode, CliError> {
+    let all = GroupMutant::ALL
+        .iter()
+        .map(|&m| (m.name(), m.describe(), m))
+        .collect();
+    let Some(mutant) = select_mutant(&args.common, &all)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    finish(&sgc_model::groups::check::check(mutant), args.common.json)
 }
 
 fn evs(args: &EvsArgs) -> Result<ExitCode, CliError> {

@@ -129,3 +129,41 @@ fn demo_agrees_at_every_step() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("merge") && !text.contains("NO AGREED KEY"));
 }
+
+#[test]
+fn check_groups_lists_mutants_and_catches_one() {
+    let out = sgc(&["check", "groups", "--list-mutants", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let names = json(&out);
+    assert!(names.as_array().is_some_and(|a| a.len() >= 4), "{names}");
+    let out = sgc(&["check", "groups", "--mutant", "ignore-self-discard", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["model"], "groups");
+    assert_eq!(v["mutant"], "ignore-self-discard");
+    let failing: Vec<_> = v["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .filter(|p| p["holds"] == false)
+        .collect();
+    assert!(failing.iter().any(|p| p["name"] == "GRP-SELF"));
+    assert!(
+        failing
+            .iter()
+            .all(|p| p["counterexample"].as_str().is_some_and(|c| !c.is_empty()))
+    );
+    let out = sgc(&["check", "groups", "--mutant", "no-such-bug"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+#[ignore = "about 20 s of model checking"]
+fn check_groups_json_reports_every_property_and_exits_zero() {
+    let out = sgc(&["check", "groups", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["model"], "groups");
+    assert_eq!(v["complete"], true);
+    assert!(v["properties"].as_array().is_some_and(|a| a.len() == 17));
+}

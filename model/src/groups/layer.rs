@@ -17,8 +17,12 @@
 //! - the self-discard flag never travels on the ring: the origin daemon keeps, per local
 //!   sender, the flags of its messages still on the ring (a daemon delivers its own messages in
 //!   the order it submitted them);
-//! - a Join, Leave, Kill or Data delivered while gathering is a bug of the layers below
-//!   (GRP-QUIET): it is counted in [`GroupStats::quiet_violations`] and applied as in `Op`.
+//! - a Join, Leave, Kill or Data delivered while gathering *before* its origin's `Groups`
+//!   message was handed to the ring before the configuration change (the ring's send queue
+//!   survives it): every member delivers it there too, so it is deferred and applied in ring
+//!   order once the exchange completes ([`GroupStats::deferred`]); one delivered *after* its
+//!   origin's `Groups` was sent while gathering, a bug (GRP-QUIET): it is counted in
+//!   [`GroupStats::quiet_violations`] (and deferred too), never a panic.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -50,8 +54,12 @@ pub enum Phase {
 /// Counters of events that should not happen (never a panic).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GroupStats {
-    /// Join, Leave, Kill or Data delivered in `Gather`/`GatherTrans` (GRP-QUIET).
+    /// Join, Leave, Kill or Data delivered in `Gather`/`GatherTrans` after its origin's
+    /// `Groups` message, i.e. sent while the origin was gathering (GRP-QUIET).
     pub quiet_violations: u32,
+    /// Client messages delivered while gathering before their origin's `Groups` message (sent
+    /// before the configuration change, ordered in the new one): applied after the exchange.
+    pub deferred: u32,
     /// Requests of unknown or closed sessions, ignored.
     pub unknown_session: u32,
     /// Ring deliveries that make no sense in the current phase (stale exchange messages, a
@@ -167,6 +175,8 @@ pub struct GroupLayer {
     by_user: BTreeMap<String, SessionId>,
     held: VecDeque<Held>,
     exchange: Option<Exchange>,
+    /// Client messages delivered while gathering, applied in order once the exchange completes.
+    deferred_msgs: Vec<(NodeId, RingMsg)>,
     backlog: u32,
     blocked: bool,
     sent: BTreeMap<String, VecDeque<Sent>>,
@@ -190,6 +200,7 @@ impl GroupLayer {
             by_user: BTreeMap::new(),
             held: VecDeque::new(),
             exchange: None,
+            deferred_msgs: Vec::new(),
             backlog: 0,
             blocked: false,
             sent: BTreeMap::new(),
@@ -794,8 +805,24 @@ impl GroupLayer {
             }
         }
         if gathering {
-            self.stats.quiet_violations += 1;
+            // a carry-over (its origin's Groups not seen yet) is agreed: every member of the
+            // new configuration delivers it before that Groups message
+            let carry = self
+                .exchange
+                .as_ref()
+                .is_some_and(|x| !x.got.contains_key(&origin));
+            if carry {
+                self.stats.deferred += 1;
+            } else {
+                self.stats.quiet_violations += 1;
+            }
+            self.deferred_msgs.push((origin, msg));
+            return;
         }
+        self.apply_message(origin, msg, out);
+    }
+
+    fn apply_message(&mut self, origin: NodeId, msg: RingMsg, out: &mut Vec<GroupOut>) {
         match msg {
             RingMsg::Join { group, member } => self.on_join(group, member, out),
             RingMsg::Leave { group, member } => self.on_leave(&group, &member, out),
@@ -1040,6 +1067,9 @@ impl GroupLayer {
         for name in changed {
             let gid = self.next_gid(Some(&name));
             self.install_view(&name, gid, Cause::Network, None, one, out);
+        }
+        for (origin, msg) in std::mem::take(&mut self.deferred_msgs) {
+            self.apply_message(origin, msg, out);
         }
         self.release(out);
         if let Some(t) = self.deferred.take() {

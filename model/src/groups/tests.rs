@@ -816,13 +816,30 @@ fn a_client_message_in_gather_is_counted_not_a_panic() {
         members: vec![0, 1],
     }));
     assert_eq!(l.phase(), Phase::Gather);
-    l.handle(msg(
-        1,
-        reg(1),
-        RingMsg::Join {
-            group: g("G"),
-            member: pn(1, "x"),
-        },
-    ));
+    let join = |user: &str| RingMsg::Join {
+        group: g("G"),
+        member: pn(1, user),
+    };
+    // sent by daemon 1 before the change, ordered before its Groups: deferred, not a bug
+    assert!(l.handle(msg(1, reg(1), join("x"))).is_empty());
+    assert_eq!((l.stats().deferred, l.stats().quiet_violations), (1, 0));
+    let groups = RingMsg::Groups {
+        conf: ring(1),
+        groups: vec![],
+    };
+    assert!(l.handle(msg(1, reg(1), groups)).is_empty());
+    // sent by daemon 1 after its Groups, while gathering: a GRP-QUIET violation
+    assert!(l.handle(msg(1, reg(1), join("y"))).is_empty());
     assert_eq!(l.stats().quiet_violations, 1);
+    // daemon 0's own Groups completes the exchange; the two joins are then applied in order
+    let own = RingMsg::Groups {
+        conf: ring(1),
+        groups: vec![],
+    };
+    assert!(l.handle(msg(0, reg(1), own)).is_empty());
+    assert_eq!(l.phase(), Phase::Op);
+    assert_eq!(
+        l.table(),
+        vec![(g("G"), gid(reg(1), 2), vec![pn(1, "x"), pn(1, "y")])]
+    );
 }
