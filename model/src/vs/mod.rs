@@ -7,12 +7,12 @@
 //! - [`check`]: a Stateright model driving several `FlushLayer`s from an abstract SP oracle, with
 //!   the VS-* properties of `spec/vs.md` ([`props`]) and the seeded bugs of [`VsMutant`].
 
-// MODCHECK pub mod check;
+pub mod check;
 pub mod flush;
-// MODPROPS pub mod props;
+pub mod props;
 
 #[cfg(test)]
-// MODCT mod check_tests;
+mod check_tests;
 #[cfg(test)]
 mod tests;
 
