@@ -1,4 +1,4 @@
-//! `sgc check <model>` (`tgdh`, `evs`): runs the Stateright checker on a protocol model and prints the report
+//! `sgc check <model>` (`tgdh`, `evs`, `vs`): runs the Stateright checker on a protocol model and prints the report
 //! (`{model, mutant, states, complete, properties: [{name, expectation, holds,
 //! counterexample}]}` with `--json`). Exit status 0 only when every property holds.
 
@@ -9,6 +9,7 @@ use sgc_model::check::{CheckOptions, CheckReport};
 use sgc_model::ring::RingMutant;
 use sgc_model::tgdh::check::{TgdhModel, check};
 use sgc_model::tgdh::member::Mutant;
+use sgc_model::vs::VsMutant;
 
 use crate::CliError;
 
@@ -20,6 +21,8 @@ pub enum CheckModel {
     Tgdh(TgdhArgs),
     /// The daemon ring: Totem-style total order and EVS membership (3 daemons, bounded).
     Evs(EvsArgs),
+    /// The flush layer: view synchrony over EVS group views (2–3 clients, scripted changes).
+    Vs(VsArgs),
 }
 
 /// Options every model shares.
@@ -39,6 +42,13 @@ pub struct CommonArgs {
 /// Options of `sgc check evs`.
 #[derive(Args, Debug)]
 pub struct EvsArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Options of `sgc check vs`.
+#[derive(Args, Debug)]
+pub struct VsArgs {
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -101,7 +111,19 @@ pub fn run(model: CheckModel) -> Result<ExitCode, CliError> {
     match model {
         CheckModel::Tgdh(args) => tgdh(&args),
         CheckModel::Evs(args) => evs(&args),
+        CheckModel::Vs(args) => vs(&args),
     }
+}
+
+fn vs(args: &VsArgs) -> Result<ExitCode, CliError> {
+    let all = VsMutant::ALL
+        .iter()
+        .map(|&m| (m.name(), m.describe(), m))
+        .collect();
+    let Some(mutant) = select_mutant(&args.common, &all)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    finish(&sgc_model::vs::check::check(mutant), args.common.json)
 }
 
 fn evs(args: &EvsArgs) -> Result<ExitCode, CliError> {
