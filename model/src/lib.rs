@@ -13,9 +13,12 @@
 //! - [`check`]: running a Stateright model and reporting as `sgc check` prints it;
 //! - [`groups`]: light-weight client groups over the ring (group layer, client vocabulary);
 //! - [`ring`]: the daemon ring protocol (Totem-style token ring, membership, Extended Virtual Synchrony);
-//! - [`tgdh`]: Tree-based Group Diffie-Hellman key agreement, generic over a crypto provider.
+//! - [`tgdh`]: Tree-based Group Diffie-Hellman key agreement, generic over a crypto provider;
+//! - [`vs`]: the flush layer (view synchrony over EVS group views, client-library side), its
+//!   Stateright model and seeded bugs.
 
 pub mod check;
 pub mod groups;
 pub mod ring;
 pub mod tgdh;
+pub mod vs;

@@ -1,4 +1,4 @@
-//! `sgc check <model>` (`tgdh`, `evs`, `groups`): runs the Stateright checker on a protocol model and prints the report
+//! `sgc check <model>` (`tgdh`, `evs`, `groups`, `vs`): runs the Stateright checker on a protocol model and prints the report
 //! (`{model, mutant, states, complete, properties: [{name, expectation, holds,
 //! counterexample}]}` with `--json`). Exit status 0 only when every property holds.
 //! `--export-traces DIR` also writes the run's discoveries and random walks as traces
@@ -14,6 +14,7 @@ use sgc_model::groups::GroupMutant;
 use sgc_model::ring::RingMutant;
 use sgc_model::tgdh::check::{TgdhModel, check};
 use sgc_model::tgdh::member::Mutant;
+use sgc_model::vs::VsMutant;
 
 use crate::CliError;
 
@@ -28,6 +29,8 @@ pub enum CheckModel {
     /// The daemon's light-weight group layer over an abstract EVS oracle (2 daemons, scripted
     /// clients, partition, merge and crash scenarios).
     Groups(GroupsArgs),
+    /// The flush layer: view synchrony over EVS group views (2–3 clients, scripted changes).
+    Vs(VsArgs),
 }
 
 /// Options every model shares.
@@ -51,6 +54,13 @@ pub struct CommonArgs {
 /// Options of `sgc check evs`.
 #[derive(Args, Debug)]
 pub struct EvsArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Options of `sgc check vs`.
+#[derive(Args, Debug)]
+pub struct VsArgs {
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -121,7 +131,19 @@ pub fn run(model: CheckModel) -> Result<ExitCode, CliError> {
         CheckModel::Tgdh(args) => tgdh(&args),
         CheckModel::Evs(args) => evs(&args),
         CheckModel::Groups(args) => groups(&args),
+        CheckModel::Vs(args) => vs(&args),
     }
+}
+
+fn vs(args: &VsArgs) -> Result<ExitCode, CliError> {
+    let all = VsMutant::ALL
+        .iter()
+        .map(|&m| (m.name(), m.describe(), m))
+        .collect();
+    let Some(mutant) = select_mutant(&args.common, &all)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    finish(&sgc_model::vs::check::check(mutant), args.common.json)
 }
 
 fn groups(args: &GroupsArgs) -> Result<ExitCode, CliError> {

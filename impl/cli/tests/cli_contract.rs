@@ -167,3 +167,24 @@ fn check_groups_json_reports_every_property_and_exits_zero() {
     assert_eq!(v["complete"], true);
     assert!(v["properties"].as_array().is_some_and(|a| a.len() == 17));
 }
+
+#[test]
+fn check_vs_lists_mutants_and_catches_one() {
+    let out = sgc(&["check", "vs", "--list-mutants", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(json(&out).as_array().is_some_and(|a| a.len() >= 4));
+    let out = sgc(&["check", "vs", "--mutant", "no-invalidation", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["model"], "vs");
+    assert_eq!(v["mutant"], "no-invalidation");
+    let failing: Vec<_> = v["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .filter(|p| p["expectation"] == "always" && p["holds"] == false)
+        .collect();
+    assert!(failing.iter().any(|p| p["name"] == "VS-PROGRESS"));
+    let out = sgc(&["check", "vs", "--mutant", "no-such-bug"]);
+    assert_eq!(out.status.code(), Some(2));
+}
