@@ -1,4 +1,4 @@
-//! `sgc check <model>` (`tgdh`, `evs`, `groups`, `vs`): runs the Stateright checker on a protocol model and prints the report
+//! `sgc check <model>` (`tgdh`, `evs`, `groups`, `vs`, `keys`): runs the Stateright checker on a protocol model and prints the report
 //! (`{model, mutant, states, complete, properties: [{name, expectation, holds,
 //! counterexample}]}` with `--json`). Exit status 0 only when every property holds.
 //! `--export-traces DIR` also writes the run's discoveries and random walks as traces
@@ -11,6 +11,8 @@ use sgc_conformance::export::{ExportOptions, evs_traces, tgdh_traces};
 use sgc_conformance::trace::{Trace, TraceError, write_traces};
 use sgc_model::check::{CheckOptions, CheckReport};
 use sgc_model::groups::GroupMutant;
+use sgc_model::keys::KeysMutant;
+use sgc_model::keys::check::KeysModel;
 use sgc_model::ring::RingMutant;
 use sgc_model::tgdh::check::{TgdhModel, check};
 use sgc_model::tgdh::member::Mutant;
@@ -31,6 +33,10 @@ pub enum CheckModel {
     Groups(GroupsArgs),
     /// The flush layer: view synchrony over EVS group views (2–3 clients, scripted changes).
     Vs(VsArgs),
+    /// Integrated security's key engines: servers' TGDH before client keys, group keys
+    /// `HMAC(K_servers, g || view_id)` (agreement, freshness, members only, order, forward and
+    /// backward secrecy) over the group layer and an abstract EVS oracle.
+    Keys(KeysArgs),
 }
 
 /// Options every model shares.
@@ -54,6 +60,23 @@ pub struct CommonArgs {
 /// Options of `sgc check evs`.
 #[derive(Args, Debug)]
 pub struct EvsArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Options of `sgc check keys`.
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    /// Daemons (2 or 3), one client each plus a second client at daemon 1 when 2.
+    #[arg(long, default_value_t = 2)]
+    daemons: usize,
+    /// Client groups (1 or 2).
+    #[arg(long, default_value_t = 1)]
+    groups: usize,
+    /// Client joins and leaves explored on every path (plus one partition, one merge, one
+    /// refresh).
+    #[arg(long, default_value_t = 2)]
+    requests: u8,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -132,7 +155,46 @@ pub fn run(model: CheckModel) -> Result<ExitCode, CliError> {
         CheckModel::Evs(args) => evs(&args),
         CheckModel::Groups(args) => groups(&args),
         CheckModel::Vs(args) => vs(&args),
+        CheckModel::Keys(args) => keys(&args),
     }
+}
+
+fn keys(args: &KeysArgs) -> Result<ExitCode, CliError> {
+    let all = KeysMutant::ALL
+        .iter()
+        .map(|&m| (m.name(), m.describe(), m))
+        .collect();
+    let Some(mutant) = select_mutant(&args.common, &all)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.common.export_traces.is_some() {
+        return Err(CliError::Usage(
+            "--export-traces is not supported for keys yet (evs, tgdh)".into(),
+        ));
+    }
+    let clients = match args.daemons {
+        2 => vec![0, 1, 1],
+        3 => vec![0, 1, 2],
+        n => return Err(CliError::Usage(format!("--daemons must be 2 or 3, got {n}"))),
+    };
+    if !(1..=2).contains(&args.groups) {
+        return Err(CliError::Usage(format!(
+            "--groups must be 1 or 2, got {}",
+            args.groups
+        )));
+    }
+    let model = KeysModel {
+        daemons: args.daemons,
+        clients,
+        groups: args.groups,
+        requests: args.requests,
+        ..KeysModel::bounded(mutant)
+    };
+    let opts = CheckOptions {
+        stop_at_first_failure: mutant.is_some(),
+        ..CheckOptions::default()
+    };
+    finish(&sgc_model::keys::check::check(model, opts), args.common.json)
 }
 
 fn vs(args: &VsArgs) -> Result<ExitCode, CliError> {

@@ -5,6 +5,7 @@
 //! - `sgc check evs [--mutant NAME] [--list-mutants] [--json]`: model-check the daemon ring (EVS);
 //! - `sgc check groups [--mutant NAME] [--list-mutants] [--json]`: model-check the group layer;
 //! - `sgc check vs [--mutant NAME] [--list-mutants] [--json]`: model-check the flush layer (VS);
+//! - `sgc check keys [--daemons 2|3] [--mutant NAME] [--list-mutants] [--json]`: model-check the key engines;
 //! - `sgc bench tgdh [--group G] [--sizes 2,4,...] [--json]`: TGDH costs per event and size;
 //! - `sgc bench ring [--daemons 3] [--sizes 100,1000,10000] [--count N] [--senders S] [--json]`:
 //!   throughput, CPU per message, idle token rotation and failover of a local ring of daemons;

@@ -188,3 +188,65 @@ fn check_vs_lists_mutants_and_catches_one() {
     let out = sgc(&["check", "vs", "--mutant", "no-such-bug"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn check_keys_json_reports_every_property_and_mutants_fail_with_counterexamples() {
+    let out = sgc(&["check", "keys", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["model"], "keys");
+    assert!(v["mutant"].is_null());
+    assert!(v["states"].as_u64().is_some_and(|n| n > 1000));
+    assert_eq!(v["complete"], true);
+    let props = v["properties"].as_array().expect("properties");
+    for id in [
+        "KEY-AGREE",
+        "KEY-FRESH",
+        "KEY-MEMBERONLY",
+        "KEY-ORDER",
+        "KEY-FORWARD",
+        "KEY-BACKWARD",
+    ] {
+        assert!(
+            props.iter().any(|p| p["name"] == id && p["holds"] == true),
+            "{id}"
+        );
+    }
+    assert!(
+        props
+            .iter()
+            .all(|p| p["holds"] == true && p["counterexample"].is_null())
+    );
+
+    let out = sgc(&["check", "keys", "--list-mutants", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let names = json(&out);
+    let names = names.as_array().expect("mutant names");
+    assert!(names.len() >= 3);
+    for name in names {
+        let name = name.as_str().expect("name");
+        let out = sgc(&["check", "keys", "--mutant", name, "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let v = json(&out);
+        assert_eq!(v["mutant"], name);
+        assert!(
+            v["properties"]
+                .as_array()
+                .expect("properties")
+                .iter()
+                .any(|p| p["expectation"] == "always"
+                    && p["holds"] == false
+                    && p["counterexample"].as_str().is_some_and(|c| !c.is_empty())),
+            "{name}: {v}"
+        );
+    }
+    let out = sgc(&["check", "keys", "--mutant", "no-such-bug"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = sgc(&["check", "keys", "--daemons", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+}
