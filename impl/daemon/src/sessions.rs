@@ -128,7 +128,7 @@ impl Sessions {
         };
         result
             .err()
-            .map(|d| format!("{who} may not {:?} group {what}", d.missing).to_lowercase())
+            .map(|d| format!("{who} lacks the {:?} permission on group {what}", d.missing))
     }
 
     /// The layer (for status).
