@@ -133,6 +133,7 @@ impl Runtime {
     pub async fn bind(cfg: DaemonConfig) -> Result<Self, DaemonError> {
         let ring = cfg.ring_config();
         ring.validate().map_err(|e| DaemonError::Ring(e.to_string()))?;
+        let security = cfg.load_security()?;
         let store = Store::open(&cfg.daemon.data_dir)?;
         let machine = Daemon::new(cfg.daemon.id, store.load()?);
         let sock = UdpSocket::bind(cfg.daemon.listen)
@@ -162,7 +163,6 @@ impl Runtime {
             path: socket_path.clone(),
             source,
         })?;
-        let security = cfg.load_security()?;
         let mut sessions = Sessions::new(&cfg).map_err(DaemonError::Ring)?;
         let client_tls = security.map(|m| {
             info!(mode = cfg.security.mode.name(), identity = %m.identity, rules = m.policy.len(), "client authentication and access control on");
