@@ -371,6 +371,8 @@ fn start(args: &BenchArgs) -> Result<Bench, CliError> {
         dir: dir.clone(),
         cluster: "sgc-bench".into(),
         daemons: bench.daemons.clone(),
+        security: "none".into(),
+        identities: std::collections::BTreeMap::new(),
     };
     let json = serde_json::to_string(&info).map_err(out_err)?;
     std::fs::write(dir.join(CLUSTER_FILE), json).map_err(out_err)?;

@@ -5,7 +5,17 @@
 //! waits until every admin endpoint answers, records `DIR/cluster.json` and, with `--json`,
 //! prints it: `{"dir", "cluster", "daemons": [{"name", "listen", "admin", "client", "pid"}]}`.
 //! `down` asks each daemon to shut down, waits, and kills the ones still alive.
+//!
+//! `up --security MODE` (`docs/security.md`) also creates, in the cluster directory, a CA
+//! (`pki/ca.crt`, `pki/ca.key`), each daemon's credentials (`pki/daemons/dN/`, SANs `dN`,
+//! `127.0.0.1`, `localhost`), the client identities `alice`, `bob`, `carol` and `mallory`
+//! (`pki/clients/NAME/`: `cert.pem`, `key.pem`, `ca.pem`) and `policy.toml`, which lets alice,
+//! bob, carol and the current user's uid (`uid:N`, for the local Unix socket) join, send to and
+//! receive from every group — mallory has a valid certificate and no rights. The JSON output
+//! then has `"security": MODE` and `"identities": {"NAME": DIR, ...}`; an existing CA in the
+//! directory is reused.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -13,8 +23,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
+use sgc_crypto::pki;
 use sgc_daemon::DaemonConfig;
 use sgc_daemon::admin::{self, Request};
+use sgc_daemon::config::{SecurityMode, SecuritySection};
 
 use crate::CliError;
 
@@ -49,7 +61,14 @@ pub struct UpArgs {
     /// Print the cluster description as JSON.
     #[arg(long)]
     json: bool,
+    /// Security mode: none, three-step, integrated-vs, optimized-evs (all but `none` create a
+    /// CA, credentials, client identities and a policy; see docs/security.md).
+    #[arg(long, default_value = "none")]
+    security: String,
 }
+
+/// Client identities `up --security` creates; the last has no rights in the policy.
+pub const CLIENT_IDENTITIES: [&str; 4] = ["alice", "bob", "carol", "mallory"];
 
 /// Options of `sgc cluster down`.
 #[derive(Args, Debug)]
@@ -83,6 +102,16 @@ pub struct ClusterInfo {
     pub cluster: String,
     /// The daemons.
     pub daemons: Vec<ClusterDaemon>,
+    /// The security mode.
+    #[serde(default = "mode_none")]
+    pub security: String,
+    /// Client identity directories by name (with `--security`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub identities: BTreeMap<String, PathBuf>,
+}
+
+fn mode_none() -> String {
+    SecurityMode::None.name().to_owned()
 }
 
 /// Runs `sgc cluster`.
@@ -116,6 +145,17 @@ fn up(args: &UpArgs) -> Result<ExitCode, CliError> {
             dir.display()
         )));
     }
+    let Some(mode) = SecurityMode::from_name(&args.security) else {
+        return Err(CliError::Usage(format!(
+            "--security {:?}: use none, three-step, integrated-vs or optimized-evs",
+            args.security
+        )));
+    };
+    let identities = if mode == SecurityMode::None {
+        BTreeMap::new()
+    } else {
+        make_credentials(&dir, args.daemons)?
+    };
     let base = match args.base_port {
         Some(b) => b,
         None => free_base(args.daemons)?,
@@ -127,7 +167,7 @@ fn up(args: &UpArgs) -> Result<ExitCode, CliError> {
     }
     let exe = std::env::current_exe().map_err(|e| CliError::Output(format!("cannot find sgc: {e}")))?;
     let mut started: Vec<(ClusterDaemon, Child)> = Vec::new();
-    let result = start_all(args, &dir, base, &exe, &mut started);
+    let result = start_all(args, mode, &dir, base, &exe, &mut started);
     if let Err(e) = result {
         for (_, child) in &mut started {
             let _ = child.kill();
@@ -139,6 +179,8 @@ fn up(args: &UpArgs) -> Result<ExitCode, CliError> {
         dir: dir.clone(),
         cluster: args.cluster.clone(),
         daemons: started.into_iter().map(|(d, _)| d).collect(),
+        security: mode.name().to_owned(),
+        identities,
     };
     let json = serde_json::to_string(&info).map_err(|e| CliError::Output(e.to_string()))?;
     let file = dir.join(CLUSTER_FILE);
@@ -154,15 +196,79 @@ fn up(args: &UpArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where `up --security` keeps its CA.
+const PKI_DIR: &str = "pki";
+/// The policy `up --security` writes.
+const POLICY_FILE: &str = "policy.toml";
+
+/// The CA, the daemons' credentials, the client identities and the policy of a secure local
+/// cluster; existing files are kept. Returns the client identity directories.
+fn make_credentials(dir: &Path, daemons: u16) -> Result<BTreeMap<String, PathBuf>, CliError> {
+    let fail = |e: pki::PkiError| CliError::Output(e.to_string());
+    let ca = dir.join(PKI_DIR);
+    if !ca.join(pki::CA_CERT).exists() {
+        pki::init_ca(&ca, "sgc local cluster CA").map_err(fail)?;
+    }
+    let sans = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+    for i in 0..daemons {
+        let name = format!("d{i}");
+        if !ca
+            .join(pki::Role::Daemon.subdir())
+            .join(&name)
+            .join(pki::KEY_FILE)
+            .exists()
+        {
+            pki::issue(&ca, pki::Role::Daemon, &name, &sans).map_err(fail)?;
+        }
+    }
+    let mut identities = BTreeMap::new();
+    for name in CLIENT_IDENTITIES {
+        let id = ca.join(pki::Role::Client.subdir()).join(name);
+        if !id.join(pki::KEY_FILE).exists() {
+            pki::issue(&ca, pki::Role::Client, name, &[]).map_err(fail)?;
+        }
+        identities.insert(name.to_owned(), id);
+    }
+    // The owner of the directory we just created is this process's effective uid.
+    let uid = {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(&ca).map_err(io_err("cannot stat", &ca))?.uid()
+    };
+    let mut allowed: Vec<String> = CLIENT_IDENTITIES[..3].iter().map(|s| (*s).to_owned()).collect();
+    allowed.push(format!("uid:{uid}"));
+    let policy = dir.join(POLICY_FILE);
+    std::fs::write(&policy, sgc_daemon::policy::allow_all_text(&allowed))
+        .map_err(io_err("cannot write", &policy))?;
+    Ok(identities)
+}
+
+/// `[security]` of daemon `name`, with paths relative to its config file (`DIR/name/`).
+fn security_section(mode: SecurityMode, name: &str) -> SecuritySection {
+    if mode == SecurityMode::None {
+        return SecuritySection::default();
+    }
+    let up = Path::new("..");
+    let id = up.join(PKI_DIR).join(pki::Role::Daemon.subdir()).join(name);
+    SecuritySection {
+        mode,
+        ca: Some(up.join(PKI_DIR).join(pki::CA_CERT)),
+        cert: Some(id.join(pki::CERT_FILE)),
+        key: Some(id.join(pki::KEY_FILE)),
+        policy: Some(up.join(POLICY_FILE)),
+    }
+}
+
 fn start_all(
     args: &UpArgs,
+    mode: SecurityMode,
     dir: &Path,
     base: u16,
     exe: &Path,
     started: &mut Vec<(ClusterDaemon, Child)>,
 ) -> Result<(), CliError> {
     for i in 0..args.daemons {
-        let cfg = DaemonConfig::local(&args.cluster, args.daemons, i, base);
+        let mut cfg = DaemonConfig::local(&args.cluster, args.daemons, i, base);
+        cfg.security = security_section(mode, &cfg.daemon.name);
         let ddir = dir.join(&cfg.daemon.name);
         std::fs::create_dir_all(&ddir).map_err(io_err("cannot create", &ddir))?;
         let cfg_path = ddir.join("config.toml");

@@ -15,7 +15,9 @@
 //! - `sgc cluster up --daemons N [--dir DIR] [--json]` / `sgc cluster down --dir DIR`: a local
 //!   cluster on loopback;
 //! - `sgc admin --daemon ADDR status|log|partition|heal|send|shutdown`: the admin endpoint;
-//! - `sgc conformance replay DIR [--json]`: replay checker traces into the machines.
+//! - `sgc conformance replay DIR [--json]`: replay checker traces into the machines;
+//! - `sgc ca init --dir DIR` / `sgc ca issue --dir DIR --daemon NAME | --client NAME`: the
+//!   deployment CA and its certificates (`docs/security.md`).
 //!
 //! Exit status: 0 on success; 1 when a checked property fails; 2 on bad usage.
 
@@ -35,6 +37,7 @@ macro_rules! out {
 mod admin_cmd;
 mod bench_ring;
 mod bench_tgdh;
+mod ca_cmd;
 mod check_cmd;
 mod cluster;
 mod conformance_cmd;
@@ -80,6 +83,11 @@ enum Command {
     Admin(admin_cmd::AdminArgs),
     /// An interactive, scriptable client: join, leave, send, print events.
     User(user_cmd::UserArgs),
+    /// The deployment certificate authority: create it, issue daemon and client certificates.
+    Ca {
+        #[command(subcommand)]
+        cmd: ca_cmd::CaCommand,
+    },
     /// Replay checker traces and compare every observation.
     Conformance {
         #[command(subcommand)]
@@ -121,6 +129,7 @@ fn main() -> ExitCode {
         Command::Cluster { cmd } => cluster::run(&cmd),
         Command::Admin(args) => admin_cmd::run(&args),
         Command::User(args) => user_cmd::run(&args),
+        Command::Ca { cmd } => ca_cmd::run(&cmd),
         Command::Conformance { cmd } => conformance_cmd::run(&cmd),
     };
     match result {

@@ -3,6 +3,10 @@
 //! event: one JSON object per line with `--json`, readable lines otherwise. The first line is the
 //! session's own name (`{"event":"connected","name":"#NAME#daemon"}`). End of input or `quit`
 //! disconnects; a vanished daemon ends the program with status 1.
+//!
+//! `--identity DIR` connects with mutual TLS using an identity directory (`cert.pem`, `key.pem`,
+//! `ca.pem`; made by `sgc ca issue --client NAME` or listed by `sgc cluster up --security`).
+//! On a daemon's Unix socket no identity is needed: the daemon identifies the user by uid.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 use sgc_client::{Client, ClientError, Endpoint};
-use sgc_model::groups::{ClientEvent, ClientReq, Multicast};
+use sgc_model::groups::{ClientEvent, ClientReq, ConnectRefusal, Multicast};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::CliError;
@@ -28,6 +32,9 @@ pub struct UserArgs {
     /// Print one JSON object per event.
     #[arg(long)]
     json: bool,
+    /// Identity directory (cert.pem, key.pem, ca.pem): connect to a TCP endpoint with mutual TLS.
+    #[arg(long, value_name = "DIR")]
+    identity: Option<std::path::PathBuf>,
 }
 
 /// Run `sgc user`.
@@ -36,6 +43,15 @@ pub fn run(args: &UserArgs) -> Result<ExitCode, CliError> {
         .daemon
         .parse()
         .map_err(|e| CliError::Usage(format!("--daemon: {e}")))?;
+    let ep = match (&args.identity, ep) {
+        (None, ep) => ep,
+        (Some(_), Endpoint::Unix(_)) => {
+            return Err(CliError::Usage(
+                "--identity is for TCP endpoints; on the Unix socket the daemon identifies you by uid".into(),
+            ));
+        }
+        (Some(id), ep) => ep.with_identity(id.clone()),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -71,6 +87,18 @@ async fn session(ep: &Endpoint, args: &UserArgs) -> Result<ExitCode, CliError> {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sgc user: cannot connect to {ep}: {e}");
+            if matches!(e, ClientError::Refused(ConnectRefusal::Auth)) && args.identity.is_none() {
+                eprintln!(
+                    "sgc user: this daemon requires authentication: pass --identity DIR (a TLS client \
+                     certificate, see `sgc ca issue`) or use its local Unix socket"
+                );
+            }
+            if p.json {
+                out!(
+                    "{}",
+                    json!({"event": "refused", "text": e.to_string(), "code": e.code()})
+                );
+            }
             return Ok(ExitCode::from(1));
         }
     };

@@ -1,11 +1,19 @@
-//! [`Endpoint`]: where a daemon listens for clients (TCP address or Unix socket path), and
-//! opening a byte stream to it.
+//! [`Endpoint`]: where a daemon listens for clients (TCP address, TCP with mutual TLS, or Unix
+//! socket path), and opening a byte stream to it.
+//!
+//! [`Endpoint::Tls`] names an *identity directory* made by `sgc ca issue --client NAME` (or
+//! `sgc cluster up --security MODE`): `cert.pem`, `key.pem` (mode 0600) and `ca.pem`. The
+//! client presents that certificate, trusts only that CA, and checks that the daemon's
+//! certificate names the address's IP (`docs/security.md`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::ClientError;
 
 /// The read half of a connection.
 pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Sync + Unpin>;
@@ -19,6 +27,13 @@ pub enum Endpoint {
     Tcp(SocketAddr),
     /// A Unix domain socket.
     Unix(PathBuf),
+    /// TCP with TLS 1.3 and a client certificate (mutual TLS).
+    Tls {
+        /// The daemon's client port.
+        addr: SocketAddr,
+        /// The identity directory (`cert.pem`, `key.pem`, `ca.pem`).
+        identity: PathBuf,
+    },
 }
 
 impl From<SocketAddr> for Endpoint {
@@ -59,14 +74,38 @@ impl std::fmt::Display for Endpoint {
         match self {
             Self::Tcp(a) => write!(f, "{a}"),
             Self::Unix(p) => write!(f, "unix:{}", p.display()),
+            Self::Tls { addr, identity } => write!(f, "tls:{addr} (identity {})", identity.display()),
         }
     }
 }
 
 impl Endpoint {
-    /// Connect; TCP gets `TCP_NODELAY` (the client batches writes itself).
-    pub(crate) async fn open(&self) -> std::io::Result<(ReadHalf, WriteHalf)> {
+    /// This endpoint with TLS and the identity directory `identity`; a Unix socket stays as
+    /// it is (local clients are identified by their uid).
+    pub fn with_identity(self, identity: PathBuf) -> Self {
         match self {
+            Self::Tcp(addr) | Self::Tls { addr, .. } => Self::Tls { addr, identity },
+            unix @ Self::Unix(_) => unix,
+        }
+    }
+
+    /// Connect; TCP gets `TCP_NODELAY` (the client batches writes itself); TLS loads the
+    /// identity and runs the handshake.
+    pub(crate) async fn open(&self) -> Result<(ReadHalf, WriteHalf), ClientError> {
+        match self {
+            Self::Tls { addr, identity } => {
+                let creds = sgc_crypto::pki::Credentials::load_dir(identity)?;
+                let cfg: Arc<_> = sgc_crypto::pki::client_config(&creds)?;
+                let s = tokio::net::TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+                let tls = tokio_rustls::TlsConnector::from(cfg)
+                    .connect(name, s)
+                    .await
+                    .map_err(ClientError::from_io)?;
+                let (r, w) = tokio::io::split(tls);
+                Ok((Box::new(r), Box::new(w)))
+            }
             Self::Tcp(a) => {
                 let s = tokio::net::TcpStream::connect(a).await?;
                 s.set_nodelay(true)?;
@@ -80,10 +119,10 @@ impl Endpoint {
                 Ok((Box::new(r), Box::new(w)))
             }
             #[cfg(not(unix))]
-            Self::Unix(_) => Err(std::io::Error::new(
+            Self::Unix(_) => Err(ClientError::Io(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
                 "unix sockets are not available on this platform",
-            )),
+            ))),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! [`ClientError`]: everything a client call can fail with, split into the daemon's decisions
-//! (refused, closed), the daemon vanishing, local limit violations, protocol violations by the
+//! (refused, closed), the daemon vanishing, TLS and identity failures, local limit violations, protocol violations by the
 //! daemon, and I/O.
 
 use sgc_model::groups::{ConnectRefusal, KillReason};
@@ -34,6 +34,13 @@ pub enum ClientError {
     /// Connecting, reading or writing failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS handshake failed, or the daemon ended TLS with an alert (typically: it does not
+    /// accept this client certificate, or the daemon's certificate is not from the trusted CA).
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The client's identity (certificate, key, CA) could not be loaded.
+    #[error("identity: {0}")]
+    Identity(#[from] sgc_crypto::pki::PkiError),
 }
 
 impl ClientError {
@@ -45,7 +52,9 @@ impl ClientError {
             Self::DaemonGone | Self::Closed(_) | Self::Disconnected => Some(-8),
             Self::LimitHit(WireError::MessageTooLong(_)) => Some(-17),
             Self::LimitHit(_) => Some(-13),
+            Self::Tls(_) => Some(-9),
             Self::Wire(_) | Self::UnexpectedFrame(_) | Self::Io(_) => Some(-18),
+            Self::Identity(_) => None,
         }
     }
 
@@ -53,6 +62,9 @@ impl ClientError {
     /// stream means the daemon is gone.
     pub(crate) fn from_io(e: std::io::Error) -> Self {
         use std::io::ErrorKind as K;
+        if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return Self::Tls(t.to_string());
+        }
         match e.kind() {
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => Self::DaemonGone,
             _ => Self::Io(e),

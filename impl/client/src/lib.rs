@@ -1,4 +1,5 @@
-//! `sgc-client`: the client library of sgc. It connects to a daemon over TCP or a Unix socket,
+//! `sgc-client`: the client library of sgc. It connects to a daemon over TCP, TCP with mutual
+//! TLS ([`Endpoint::Tls`], `docs/security.md`) or a Unix socket,
 //! speaks the [`sgc_wire`] protocol, and gives the application the group-layer events of
 //! `sgc_model::groups` (data, memberships, transitional signals, self-leaves, rejections).
 //!

@@ -26,6 +26,9 @@
 //!
 //! The run-time group selection for the CLI is [`GroupChoice`].
 //!
+//! [`pki`]: the deployment CA, daemon and client certificates (rcgen) and the mutual-TLS
+//! configurations (rustls) built from them.
+//!
 //! **Side channels**: the finite-field provider's exponentiations (Montgomery arithmetic on
 //! `u64` limbs with a fixed-base table for `g`, cross-checked against num-bigint's `modpow`)
 //! are not constant time (see [`ffdh`]); X25519 and Ed25519 (dalek) are.
@@ -34,6 +37,7 @@ pub mod choice;
 pub mod ffdh;
 pub mod groups;
 pub mod jacobi;
+pub mod pki;
 pub mod session;
 pub mod sign;
 pub mod x25519;

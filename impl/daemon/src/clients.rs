@@ -13,6 +13,14 @@
 //! requests channel is bounded here (a full channel stops reading the sockets: TCP back-pressure).
 //! A malformed frame, a wrong first frame or a silent client (no hello within
 //! [`HELLO_TIMEOUT`]) ends only that connection, with a logged reason.
+//!
+//! Authentication (`docs/security.md`): with `security.mode` ≠ `none` the TCP port speaks TLS
+//! 1.3 with client certificates required and verified against the deployment CA; the session's
+//! identity is the certificate's common name ([`Via::Tls`]). A connection whose first byte is not
+//! a TLS handshake record is served in plaintext as [`Via::Tcp`] so that the session layer can
+//! answer its hello with REFUSE `REJECT_AUTH` (−9); a failed handshake (no certificate, another
+//! CA, garbage) is logged and the connection closed — no frame can be sent there. The Unix socket
+//! stays plaintext and identifies the peer by its uid (`SO_PEERCRED`): [`Via::Unix`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +28,7 @@ use std::time::Duration;
 use sgc_model::groups::{ClientReq, KillReason, SessionId};
 use sgc_wire::{FrameDecoder, Hello, ToDaemon, WireError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::{Instrument, debug, warn};
@@ -85,14 +93,39 @@ pub enum Outgoing {
     Close(Vec<u8>),
 }
 
-/// How a client reached the daemon.
+/// How a client reached the daemon, and who it proved to be.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Via {
-    /// TCP from this address.
+    /// Plaintext TCP from this address (unauthenticated).
     Tcp(std::net::SocketAddr),
-    /// The local Unix socket.
-    Unix,
+    /// Mutual TLS from this address; `identity` is the verified certificate's common name.
+    Tls {
+        /// The peer address.
+        peer: std::net::SocketAddr,
+        /// The client certificate's CN.
+        identity: String,
+    },
+    /// The local Unix socket; `uid` is the peer's user id, if the kernel told it.
+    Unix {
+        /// The peer's uid (`SO_PEERCRED`).
+        uid: Option<u32>,
+    },
 }
+
+impl Via {
+    /// The authenticated identity: the certificate CN over TLS, `uid:N` on the Unix socket,
+    /// none on plaintext TCP.
+    pub fn identity(&self) -> Option<String> {
+        match self {
+            Self::Tcp(_) | Self::Unix { uid: None } => None,
+            Self::Tls { identity, .. } => Some(identity.clone()),
+            Self::Unix { uid: Some(u) } => Some(format!("uid:{u}")),
+        }
+    }
+}
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// The channels from connections to the event loop.
 #[derive(Clone)]
@@ -103,19 +136,31 @@ pub struct Channels {
     pub ctl: mpsc::UnboundedSender<SessionCtl>,
 }
 
-/// Accept TCP clients forever.
+/// Accept TCP clients forever; with `tls`, each connection is authenticated first (mutual TLS).
 pub async fn serve_tcp(
     listener: TcpListener,
     ch: Channels,
     ids: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 ) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let sess = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let (r, w) = stream.into_split();
-                spawn_connection(sess, r, w, Via::Tcp(peer), ch.clone());
+                match &acceptor {
+                    None => {
+                        let (r, w) = stream.into_split();
+                        spawn_connection(sess, r, w, Via::Tcp(peer), ch.clone());
+                    }
+                    Some(a) => {
+                        let span = tracing::debug_span!("session", sess);
+                        tokio::spawn(
+                            authenticate_tls(sess, stream, peer, a.clone(), ch.clone()).instrument(span),
+                        );
+                    }
+                }
             }
             Err(e) => {
                 warn!(error = %e, "accept failed on the client TCP port");
@@ -135,8 +180,15 @@ pub async fn serve_unix(
         match listener.accept().await {
             Ok((stream, _)) => {
                 let sess = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let uid = match stream.peer_cred() {
+                    Ok(c) => Some(c.uid()),
+                    Err(e) => {
+                        warn!(sess, error = %e, "no peer credentials on the client Unix socket");
+                        None
+                    }
+                };
                 let (r, w) = stream.into_split();
-                spawn_connection(sess, r, w, Via::Unix, ch.clone());
+                spawn_connection(sess, r, w, Via::Unix { uid }, ch.clone());
             }
             Err(e) => {
                 warn!(error = %e, "accept failed on the client Unix socket");
@@ -144,6 +196,51 @@ pub async fn serve_unix(
             }
         }
     }
+}
+
+/// Run the TLS handshake of one TCP connection, then serve it as [`Via::Tls`]. A client that
+/// does not start with a TLS record is served in plaintext ([`Via::Tcp`]), to be refused by the
+/// session layer with `REJECT_AUTH`; a failed handshake only logs and closes.
+async fn authenticate_tls(
+    sess: SessionId,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    ch: Channels,
+) {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HELLO_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        Ok(Ok(_)) => return debug!(%peer, "closed before saying anything"),
+        Ok(Err(e)) => return debug!(%peer, error = %e, "read error before the handshake"),
+        Err(_) => return warn!(%peer, "client refused: nothing sent within {HELLO_TIMEOUT:?}"),
+    }
+    if first[0] != TLS_HANDSHAKE {
+        // A plaintext client on a TLS port: its hello gets REFUSE REJECT_AUTH (sessions.rs).
+        let (r, w) = stream.into_split();
+        return spawn_connection(sess, r, w, Via::Tcp(peer), ch);
+    }
+    let tls = match tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return warn!(%peer, error = %e, "client refused: TLS handshake failed"),
+        Err(_) => return warn!(%peer, "client refused: TLS handshake not done within {HELLO_TIMEOUT:?}"),
+    };
+    let identity = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(sgc_crypto::pki::common_name);
+    let via = match identity {
+        Some(identity) => Via::Tls { peer, identity },
+        // Verified by the CA but nameless: served unauthenticated, so refused at its hello.
+        None => {
+            warn!(%peer, "client certificate has no common name");
+            Via::Tcp(peer)
+        }
+    };
+    let (r, w) = tokio::io::split(tls);
+    spawn_connection(sess, r, w, via, ch);
 }
 
 /// Bind the Unix socket, replacing a stale socket file left by a previous run.

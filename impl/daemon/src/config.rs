@@ -3,6 +3,10 @@
 //! Parsing is two steps: `toml` + `serde` into [`DaemonConfig`] (unknown keys rejected), then
 //! [`DaemonConfig::validate`], which names the offending key in every error. The ring machine's
 //! own [`RingConfig`] is derived from it by [`DaemonConfig::ring_config`]. See `docs/daemon.md`.
+//!
+//! The `[security]` section ([`SecuritySection`], `docs/security.md`) names the deployment CA,
+//! the daemon's certificate and key and the access-control policy; paths are relative to the
+//! config file. [`DaemonConfig::load_security`] loads them into a [`SecurityMaterial`].
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -205,6 +209,81 @@ impl Default for ClientsSection {
     }
 }
 
+/// Which integrated-security variant the daemon runs (issue 6 §3).
+///
+/// Only client authentication and access control exist so far: every mode other than `none`
+/// turns on mutual TLS on the client TCP port, uid identification on the Unix socket and the
+/// policy. The variants' data protection (daemon packet encryption, group keys, end-to-end
+/// client encryption) is not implemented yet and does not differ between the three.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecurityMode {
+    /// No authentication, no access control, plaintext.
+    #[default]
+    None,
+    /// Three-Step Client-Server.
+    ThreeStep,
+    /// Integrated virtual synchrony.
+    IntegratedVs,
+    /// Optimized extended virtual synchrony.
+    OptimizedEvs,
+}
+
+impl SecurityMode {
+    /// The name used in the configuration and on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ThreeStep => "three-step",
+            Self::IntegratedVs => "integrated-vs",
+            Self::OptimizedEvs => "optimized-evs",
+        }
+    }
+
+    /// Parse a command-line name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        [
+            Self::None,
+            Self::ThreeStep,
+            Self::IntegratedVs,
+            Self::OptimizedEvs,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+    }
+}
+
+/// `[security]`: identities, client authentication and access control (`docs/security.md`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// The variant; anything but `none` requires `ca`, `cert`, `key` and `policy`.
+    pub mode: SecurityMode,
+    /// The deployment CA's certificate (PEM): client certificates must chain to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// This daemon's certificate (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// This daemon's private key (PEM, mode 0600 or stricter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// The access-control policy (TOML, `policy.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
+}
+
+/// What `[security]` names, loaded: the TLS server configuration and the policy.
+#[derive(Debug)]
+pub struct SecurityMaterial {
+    /// Mutual-TLS server configuration for the client TCP port.
+    pub tls: std::sync::Arc<sgc_crypto::pki::ServerConfig>,
+    /// The access-control policy.
+    pub policy: crate::policy::Policy,
+    /// The identity (CN) of the daemon's own certificate.
+    pub identity: String,
+}
+
 /// The whole configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +306,9 @@ pub struct DaemonConfig {
     /// Client sessions and groups.
     #[serde(default)]
     pub clients: ClientsSection,
+    /// Identities, client authentication, access control.
+    #[serde(default)]
+    pub security: SecuritySection,
 }
 
 impl DaemonConfig {
@@ -246,6 +328,16 @@ impl DaemonConfig {
         if cfg.daemon.data_dir.is_relative() {
             let base = path.parent().unwrap_or_else(|| Path::new("."));
             cfg.daemon.data_dir = base.join(&cfg.daemon.data_dir);
+        }
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let sec = &mut cfg.security;
+        for p in [&mut sec.ca, &mut sec.cert, &mut sec.key, &mut sec.policy]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
         }
         Ok(cfg)
     }
@@ -308,6 +400,7 @@ impl DaemonConfig {
         self.validate_timeouts()?;
         self.validate_window()?;
         self.validate_clients()?;
+        self.validate_security()?;
         let r = &self.runtime;
         if !(512..=65_507).contains(&r.max_datagram) {
             return Err(invalid("runtime.max_datagram", "must be between 512 and 65507"));
@@ -403,6 +496,71 @@ impl DaemonConfig {
             }
         }
         Ok(())
+    }
+
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        let s = &self.security;
+        if s.mode == SecurityMode::None {
+            return Ok(());
+        }
+        for (key, v) in [
+            ("security.ca", &s.ca),
+            ("security.cert", &s.cert),
+            ("security.key", &s.key),
+            ("security.policy", &s.policy),
+        ] {
+            match v {
+                None => {
+                    return Err(invalid(
+                        key,
+                        format!("required when security.mode = \"{}\"", s.mode.name()),
+                    ));
+                }
+                Some(p) if p.as_os_str().is_empty() => return Err(invalid(key, "must not be empty")),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Load the CA, certificate, key and policy named by `[security]`; `None` when the mode
+    /// is `none`. Every error names its key; a key file readable by group or others is refused.
+    pub fn load_security(&self) -> Result<Option<SecurityMaterial>, ConfigError> {
+        use sgc_crypto::pki;
+        let s = &self.security;
+        if s.mode == SecurityMode::None {
+            return Ok(None);
+        }
+        let path = |key: &str, v: &Option<PathBuf>| {
+            v.clone().ok_or_else(|| {
+                invalid(
+                    key,
+                    format!("required when security.mode = \"{}\"", s.mode.name()),
+                )
+            })
+        };
+        let (ca, cert, key, policy) = (
+            path("security.ca", &s.ca)?,
+            path("security.cert", &s.cert)?,
+            path("security.key", &s.key)?,
+            path("security.policy", &s.policy)?,
+        );
+        let creds = pki::Credentials {
+            roots: pki::read_certs(&ca).map_err(|e| invalid("security.ca", e.to_string()))?,
+            certs: pki::read_certs(&cert).map_err(|e| invalid("security.cert", e.to_string()))?,
+            key: pki::read_private_key(&key).map_err(|e| invalid("security.key", e.to_string()))?,
+        };
+        let identity = creds
+            .identity()
+            .ok_or_else(|| invalid("security.cert", "the certificate has no subject common name"))?;
+        let tls = pki::server_config(&creds).map_err(|e| invalid("security.cert", e.to_string()))?;
+        let policy =
+            crate::policy::Policy::load(&policy).map_err(|e| invalid("security.policy", e.to_string()))?;
+        Ok(Some(SecurityMaterial {
+            tls,
+            policy,
+            identity,
+        }))
     }
 
     /// The local client socket path.
@@ -502,6 +660,7 @@ impl DaemonConfig {
             window: Window::default(),
             runtime: RuntimeSection::default(),
             clients: ClientsSection::default(),
+            security: SecuritySection::default(),
         }
     }
 
@@ -581,6 +740,66 @@ mod tests {
         assert!(
             matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "runtime.socket_buffer")
         );
+    }
+
+    #[test]
+    fn security_section() {
+        let t = text().replace("\n[security]\nmode = \"none\"\n", "\n");
+        assert!(!t.contains("[security]"), "{t}");
+        let cfg = DaemonConfig::parse(&t).expect("valid");
+        assert_eq!(cfg.security.mode, SecurityMode::None);
+        assert!(cfg.load_security().expect("none").is_none());
+        let on = format!("{t}\n[security]\nmode = \"three-step\"\nca = \"ca.pem\"\n");
+        assert_eq!(err_key(&on), "security.cert");
+        let on =
+            format!("{t}\n[security]\nmode = \"integrated-vs\"\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n");
+        assert_eq!(err_key(&on), "security.policy");
+        let e = DaemonConfig::parse(&format!("{t}\n[security]\nmode = \"paranoid\"\n")).unwrap_err();
+        assert!(e.to_string().contains("paranoid"), "{e}");
+        assert_eq!(
+            SecurityMode::from_name("optimized-evs"),
+            Some(SecurityMode::OptimizedEvs)
+        );
+        assert_eq!(SecurityMode::from_name("x"), None);
+    }
+
+    #[test]
+    fn security_files_are_loaded_relative_to_the_config() {
+        use sgc_crypto::pki;
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("sgc-config-sec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        pki::init_ca(&dir.join("ca"), "t").expect("ca");
+        let id = pki::issue(&dir.join("ca"), pki::Role::Daemon, "d1", &[]).expect("issue");
+        std::fs::write(
+            dir.join("policy.toml"),
+            crate::policy::allow_all_text(&["alice".into()]),
+        )
+        .expect("policy");
+        let rel = |p: &Path| p.strip_prefix(&dir).expect("inside").display().to_string();
+        let sec = format!(
+            "\n[security]\nmode = \"three-step\"\nca = {:?}\ncert = {:?}\nkey = {:?}\npolicy = \"policy.toml\"\n",
+            rel(&dir.join("ca").join(pki::CA_CERT)),
+            rel(&id.join(pki::CERT_FILE)),
+            rel(&id.join(pki::KEY_FILE)),
+        );
+        let file = dir.join("config.toml");
+        let t = text().replace("\n[security]\nmode = \"none\"\n", "\n");
+        std::fs::write(&file, format!("{t}{sec}")).expect("write");
+        let cfg = DaemonConfig::load(&file).expect("load");
+        let m = cfg.load_security().expect("material").expect("on");
+        assert_eq!(m.identity, "d1");
+        assert_eq!(m.policy.len(), 1);
+        std::fs::set_permissions(id.join(pki::KEY_FILE), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        match cfg.load_security() {
+            Err(ConfigError::Invalid { key, problem }) => {
+                assert_eq!(key, "security.key");
+                assert!(problem.contains("0644"), "{problem}");
+            }
+            other => panic!("expected a refused key, got {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! - [`transport`]: the datagram codec and its rejections;
 //! - [`store`]: the durable record (incarnation, ring-seq high-water mark);
 //! - [`admin`]: the admin protocol, its server and a blocking client;
-//! - [`clients`]: client connections (TCP and Unix socket): framing, reader/writer tasks;
+//! - [`clients`]: client connections (TCP, mutual TLS and Unix socket): authentication,
+//!   framing, reader/writer tasks;
+//! - [`policy`]: access control (which identity may join, send to, receive from which group);
 //! - [`sessions`]: the group-layer machine and its sessions' I/O;
 //! - [`runtime`]: the event loop translating bytes, timers and admin requests into events and
 //!   commands into I/O. No protocol decision is taken here.
@@ -18,6 +20,7 @@
 pub mod admin;
 pub mod clients;
 pub mod config;
+pub mod policy;
 pub mod runtime;
 pub mod sessions;
 pub mod store;

@@ -73,6 +73,9 @@ pub enum DaemonError {
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    /// The `[security]` files could not be loaded (the message names the key).
+    #[error(transparent)]
+    Security(#[from] crate::config::ConfigError),
 }
 
 /// Capacity of the channel of client requests (a full channel stops reading client sockets).
@@ -107,6 +110,7 @@ pub struct Runtime {
     admin: Option<TcpListener>,
     client_tcp: Option<TcpListener>,
     client_unix: Option<UnixListener>,
+    client_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     sessions: Sessions,
     peers: BTreeMap<NodeId, SocketAddr>,
     timers: BTreeMap<TimerKind, Instant>,
@@ -130,6 +134,7 @@ impl Runtime {
     pub async fn bind(cfg: DaemonConfig) -> Result<Self, DaemonError> {
         let ring = cfg.ring_config();
         ring.validate().map_err(|e| DaemonError::Ring(e.to_string()))?;
+        let security = cfg.load_security()?;
         let store = Store::open(&cfg.daemon.data_dir)?;
         let machine = Daemon::new(cfg.daemon.id, store.load()?);
         let sock = UdpSocket::bind(cfg.daemon.listen)
@@ -159,7 +164,12 @@ impl Runtime {
             path: socket_path.clone(),
             source,
         })?;
-        let sessions = Sessions::new(&cfg).map_err(DaemonError::Ring)?;
+        let mut sessions = Sessions::new(&cfg).map_err(DaemonError::Ring)?;
+        let client_tls = security.map(|m| {
+            info!(mode = cfg.security.mode.name(), identity = %m.identity, rules = m.policy.len(), "client authentication and access control on");
+            sessions.set_policy(m.policy);
+            m.tls
+        });
         let span = tracing::info_span!("daemon", name = %cfg.daemon.name, pid = %machine.me);
         let ring_span = tracing::info_span!(parent: &span, "ring", id = %machine.reg_ring);
         Ok(Self {
@@ -172,6 +182,7 @@ impl Runtime {
             admin: Some(admin),
             client_tcp: Some(client_tcp),
             client_unix: Some(client_unix),
+            client_tls,
             sessions,
             timers: BTreeMap::new(),
             held: None,
@@ -203,7 +214,9 @@ impl Runtime {
             let ch = Channels { msgs, ctl };
             let ids = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
             if let Some(l) = self.client_tcp.take() {
-                tokio::spawn(clients::serve_tcp(l, ch.clone(), ids.clone()).in_current_span());
+                tokio::spawn(
+                    clients::serve_tcp(l, ch.clone(), ids.clone(), self.client_tls.clone()).in_current_span(),
+                );
             }
             if let Some(l) = self.client_unix.take() {
                 tokio::spawn(clients::serve_unix(l, ch, ids).in_current_span());

@@ -11,6 +11,11 @@
 //!    └─ BlockClients ─► stop / resume reading client requests
 //! ```
 //!
+//! Access control (`docs/security.md`): with a policy set ([`Sessions::set_policy`], every
+//! `security.mode` but `none`) a hello without an authenticated identity is refused with
+//! `REJECT_AUTH`, and a join or send the policy denies is answered with
+//! `ClientEvent::Reject { reason: Denied }` and never reaches the group layer.
+//!
 //! Group-layer messages travel on the ring as `GROUP_TAG` + postcard; any other payload (the admin
 //! `send` testing hook) is counted and not handed to the layer.
 
@@ -31,6 +36,7 @@ use tracing::{debug, info, warn};
 use crate::admin::ClientsStatus;
 use crate::clients::{Outgoing, SessionCtl, SessionMsg, kill_text};
 use crate::config::DaemonConfig;
+use crate::policy::Policy;
 
 /// First byte of every group-layer payload on the ring.
 pub const GROUP_TAG: u8 = 0x47;
@@ -47,6 +53,8 @@ pub struct RingSubmit {
 struct SessionIo {
     out: mpsc::UnboundedSender<Outgoing>,
     tasks: [AbortHandle; 2],
+    /// Who the client proved to be (see `Via::identity`).
+    identity: Option<String>,
 }
 
 impl SessionIo {
@@ -66,6 +74,8 @@ pub struct Sessions {
     /// Whether client requests are not read (ring backlog too long).
     pub blocked: bool,
     counters: BTreeMap<&'static str, u64>,
+    /// Access control; `None`: security off, everything allowed.
+    policy: Option<Policy>,
 }
 
 impl Sessions {
@@ -87,7 +97,38 @@ impl Sessions {
             max_sessions: usize::try_from(c.max_sessions).unwrap_or(usize::MAX),
             blocked: false,
             counters: BTreeMap::new(),
+            policy: None,
         })
+    }
+
+    /// Turn on authentication and access control with this policy (default deny).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = Some(policy);
+    }
+
+    /// Whether the policy lets the session make this request; `Some(why)` for the log if not.
+    fn denied(&self, sess: SessionId, req: &ClientReq) -> Option<String> {
+        let policy = self.policy.as_ref()?;
+        let Some(who) = self.io.get(&sess).and_then(|io| io.identity.as_deref()) else {
+            return Some("no authenticated identity".to_owned());
+        };
+        let (what, result) = match req {
+            ClientReq::Join(g) => (g.as_str(), policy.check_join(who, g.as_str())),
+            ClientReq::Send(m) => {
+                let denied = m.targets.iter().find_map(|t| match t {
+                    Target::Group(g) => policy.check_send(who, g.as_str()).err().map(|d| (g.as_str(), d)),
+                    Target::Private(_) => None,
+                });
+                match denied {
+                    Some((g, d)) => (g, Err(d)),
+                    None => return None,
+                }
+            }
+            ClientReq::Leave(_) | ClientReq::Disconnect => return None,
+        };
+        result
+            .err()
+            .map(|d| format!("{who} lacks the {:?} permission on group {what}", d.missing))
     }
 
     /// The layer (for status).
@@ -132,8 +173,17 @@ impl Sessions {
                 tasks,
                 via,
             } => {
+                let identity = via.identity();
                 let refusal = if Version::check_compatible(hello.version).is_err() {
                     Some(ConnectRefusal::Version)
+                } else if self.policy.is_some() && identity.is_none() {
+                    warn!(
+                        sess,
+                        ?via,
+                        "client refused: not authenticated (TLS client certificate or local uid required)"
+                    );
+                    self.count("sessions_refused_auth");
+                    Some(ConnectRefusal::Auth)
                 } else if self.io.len() >= self.max_sessions {
                     Some(ConnectRefusal::Quota)
                 } else {
@@ -145,20 +195,35 @@ impl Sessions {
                     return Vec::new();
                 }
                 debug!(sess, ?via, user = ?hello.user, "hello");
-                self.io.insert(sess, SessionIo { out, tasks });
+                if let Some(id) = &identity {
+                    info!(sess, identity = %id, user = ?hello.user, "client authenticated");
+                }
+                self.io.insert(sess, SessionIo { out, tasks, identity });
                 self.step(GroupIn::Connect {
                     sess,
                     user: hello.user,
                     wants_membership: hello.wants_membership,
                 })
             }
-            SessionMsg::Req { sess, req } => match self.resolve(req) {
-                Ok(req) => self.step(GroupIn::Client { sess, req }),
-                Err(ev) => {
+            SessionMsg::Req { sess, req } => {
+                if let Some(why) = self.denied(sess, &req) {
+                    warn!(sess, %why, "request denied by the access policy");
+                    self.count("requests_denied");
+                    let ev = ClientEvent::Reject {
+                        reason: sgc_model::groups::RejectReason::Denied,
+                        req,
+                    };
                     self.event_to(sess, &ev);
-                    Vec::new()
+                    return Vec::new();
                 }
-            },
+                match self.resolve(req) {
+                    Ok(req) => self.step(GroupIn::Client { sess, req }),
+                    Err(ev) => {
+                        self.event_to(sess, &ev);
+                        Vec::new()
+                    }
+                }
+            }
             SessionMsg::Closed { sess, why, violation } => {
                 let Some(io) = self.io.remove(&sess) else {
                     return Vec::new();
