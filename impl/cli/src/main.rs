@@ -12,7 +12,9 @@
 //! - `sgc cluster up --daemons N [--dir DIR] [--json]` / `sgc cluster down --dir DIR`: a local
 //!   cluster on loopback;
 //! - `sgc admin --daemon ADDR status|log|partition|heal|send|shutdown`: the admin endpoint;
-//! - `sgc conformance replay DIR [--json]`: replay checker traces into the machines.
+//! - `sgc conformance replay DIR [--json]`: replay checker traces into the machines;
+//! - `sgc flood --daemon ADDR[,..] ...`: end-to-end client throughput, latency, scale;
+//! - `sgc monitor --daemon ADMIN[,..] [--count K] [--json]`: poll daemons' status and groups.
 //!
 //! Exit status: 0 on success; 1 when a checked property fails; 2 on bad usage.
 
@@ -37,6 +39,8 @@ mod cluster;
 mod conformance_cmd;
 mod daemon_cmd;
 mod demo;
+mod flood;
+mod monitor;
 mod user_cmd;
 mod user_script;
 
@@ -82,6 +86,10 @@ enum Command {
         #[command(subcommand)]
         cmd: conformance_cmd::ConformanceCommand,
     },
+    /// Flood daemons through clients: throughput, latency, ping-pong, join latency, scale.
+    Flood(flood::FloodArgs),
+    /// Poll daemons' admin status and groups, one line (or JSON object) per interval.
+    Monitor(monitor::MonitorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +127,8 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin_cmd::run(&args),
         Command::User(args) => user_cmd::run(&args),
         Command::Conformance { cmd } => conformance_cmd::run(&cmd),
+        Command::Flood(args) => flood::run(&args),
+        Command::Monitor(args) => monitor::run(&args),
     };
     match result {
         Ok(code) => code,
