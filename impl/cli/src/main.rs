@@ -18,6 +18,8 @@
 //! - `sgc conformance replay DIR [--json]`: replay checker traces into the machines;
 //! - `sgc ca init --dir DIR` / `sgc ca issue --dir DIR --daemon NAME | --client NAME`: the
 //!   deployment CA and its certificates (`docs/security.md`).
+//! - `sgc flood --daemon ADDR[,..] ...`: end-to-end client throughput, latency, scale;
+//! - `sgc monitor --daemon ADMIN[,..] [--count K] [--json]`: poll daemons' status and groups.
 //!
 //! Exit status: 0 on success; 1 when a checked property fails; 2 on bad usage.
 
@@ -43,6 +45,8 @@ mod cluster;
 mod conformance_cmd;
 mod daemon_cmd;
 mod demo;
+mod flood;
+mod monitor;
 mod user_cmd;
 mod user_script;
 
@@ -93,6 +97,10 @@ enum Command {
         #[command(subcommand)]
         cmd: conformance_cmd::ConformanceCommand,
     },
+    /// Flood daemons through clients: throughput, latency, ping-pong, join latency, scale.
+    Flood(flood::FloodArgs),
+    /// Poll daemons' admin status and groups, one line (or JSON object) per interval.
+    Monitor(monitor::MonitorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +139,8 @@ fn main() -> ExitCode {
         Command::User(args) => user_cmd::run(&args),
         Command::Ca { cmd } => ca_cmd::run(&cmd),
         Command::Conformance { cmd } => conformance_cmd::run(&cmd),
+        Command::Flood(args) => flood::run(&args),
+        Command::Monitor(args) => monitor::run(&args),
     };
     match result {
         Ok(code) => code,

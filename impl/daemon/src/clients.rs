@@ -89,6 +89,9 @@ pub enum SessionCtl {
 pub enum Outgoing {
     /// An encoded frame.
     Frame(Vec<u8>),
+    /// An encoded frame shared by several sessions (a data message encoded once for every
+    /// local receiver).
+    Shared(bytes::Bytes),
     /// Write this last frame, then close.
     Close(Vec<u8>),
 }
@@ -395,6 +398,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         while let Some(o) = next.take() {
             match o {
                 Outgoing::Frame(f) => batch.extend_from_slice(&f),
+                Outgoing::Shared(f) => batch.extend_from_slice(&f),
                 Outgoing::Close(f) => {
                     batch.extend_from_slice(&f);
                     closing = true;

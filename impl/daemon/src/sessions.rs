@@ -297,6 +297,10 @@ impl Sessions {
 
     fn step(&mut self, input: GroupIn) -> Vec<RingSubmit> {
         let mut submits = Vec::new();
+        // The layer emits one `ToSession` per local receiver of a data message, one after the
+        // other: the frame is encoded once and shared (a cheap equality check against the last
+        // data event instead of an encoding and an allocation per receiver).
+        let mut last_data: Option<(ClientEvent, bytes::Bytes)> = None;
         for o in self.layer.handle(input) {
             match o {
                 GroupOut::Accepted { sess, name } => {
@@ -317,6 +321,17 @@ impl Sessions {
                     Ok(payload) => submits.push(RingSubmit { service, payload }),
                     Err(e) => warn!(error = %e, "a group message could not be encoded"),
                 },
+                GroupOut::ToSession { sess, ev } if matches!(ev, ClientEvent::Data(_)) => {
+                    let f = match &last_data {
+                        Some((prev, f)) if *prev == ev => f.clone(),
+                        _ => {
+                            let f = bytes::Bytes::from(frame(|b| encode_event(&ev, b)));
+                            last_data = Some((ev, f.clone()));
+                            f
+                        }
+                    };
+                    self.send(sess, Outgoing::Shared(f));
+                }
                 GroupOut::ToSession { sess, ev } => self.event_to(sess, &ev),
                 GroupOut::Kill { sess, why } => self.kill(sess, why),
                 GroupOut::BlockClients(b) => {

@@ -274,7 +274,8 @@ pub struct Multicast {
     pub self_discard: bool,
     /// Application message type.
     pub mess_type: i16,
-    /// Payload.
+    /// Payload (a postcard byte string: same bytes as a sequence of `u8`, decoded in one copy).
+    #[serde(with = "crate::ring::packing::byte_string")]
     pub body: Vec<u8>,
 }
 
@@ -289,7 +290,8 @@ pub struct DataMsg {
     pub service: ClientService,
     /// Application message type.
     pub mess_type: i16,
-    /// Payload.
+    /// Payload (a postcard byte string: same bytes as a sequence of `u8`, decoded in one copy).
+    #[serde(with = "crate::ring::packing::byte_string")]
     pub body: Vec<u8>,
 }
 
