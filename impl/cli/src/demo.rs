@@ -27,6 +27,9 @@ pub struct DemoArgs {
     /// DH group: ffdhe2048, ffdhe3072, modp2048 or x25519.
     #[arg(long, default_value = "ffdhe2048")]
     group: String,
+    /// Skip part 2 (a local 3-daemon cluster with clients).
+    #[arg(long)]
+    no_cluster: bool,
 }
 
 const PEOPLE: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
@@ -40,9 +43,19 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     }
     let directory = Arc::new(directory);
     out!("sgc demo: TGDH key agreement over {choice}, Ed25519-signed messages, agreed-order delivery");
-    match choice.ffdh_group() {
+    let code = match choice.ffdh_group() {
         Some(g) => timeline(&FfdhProvider::new(g, directory)),
         None => timeline(&X25519Provider::new(directory)),
+    }?;
+    if args.no_cluster || code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    match crate::demo_clients::run() {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            out!("clients: FAILED: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

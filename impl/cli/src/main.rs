@@ -45,6 +45,7 @@ mod cluster;
 mod conformance_cmd;
 mod daemon_cmd;
 mod demo;
+mod demo_clients;
 mod flood;
 mod monitor;
 mod user_cmd;

@@ -128,6 +128,10 @@ fn demo_agrees_at_every_step() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("merge") && !text.contains("NO AGREED KEY"));
+    assert!(
+        text.contains("together again") && !text.contains("FAILED"),
+        "{text}"
+    );
 }
 
 #[test]
