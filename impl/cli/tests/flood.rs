@@ -8,106 +8,17 @@
 //!
 //! Every wait is bounded (`--timeout-s`, a deadline for the ring); a guard kills the daemons.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use serde::Deserialize;
-use sgc_daemon::admin::{self, Request, Status};
+use std::process::Command;
 
-const SGC: &str = env!("CARGO_BIN_EXE_sgc");
+use common::{Cluster, SGC};
 
-#[derive(Debug, Deserialize)]
-struct Info {
-    daemons: Vec<D>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-struct D {
-    admin: SocketAddr,
-    client: SocketAddr,
-    pid: u32,
-}
-
-/// A running cluster; dropping it kills its daemons and removes its directory.
-struct Cluster {
-    dir: PathBuf,
-    info: Info,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for d in &self.info.daemons {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(d.pid.to_string())
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
+/// A cluster of three daemons that formed one ring.
 fn up(name: &str) -> Cluster {
-    let dir = std::env::temp_dir().join(format!("sgc-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut last = String::new();
-    for _ in 0..3 {
-        let out = Command::new(SGC)
-            .args(["cluster", "up", "--daemons", "3", "--json", "--dir"])
-            .arg(&dir)
-            .output()
-            .expect("run sgc cluster up");
-        if out.status.success() {
-            let info: Info = serde_json::from_slice(&out.stdout).expect("cluster up --json output");
-            let c = Cluster { dir, info };
-            c.wait_ring();
-            return c;
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    panic!("sgc cluster up failed: {last}");
-}
-
-impl Cluster {
-    /// Wait (bounded) until the three daemons are one operational ring.
-    fn wait_ring(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let st: Vec<Option<Status>> = self
-                .info
-                .daemons
-                .iter()
-                .map(|d| {
-                    admin::call(d.admin, &Request::Status, Duration::from_secs(2))
-                        .ok()
-                        .and_then(|v| serde_json::from_value(v).ok())
-                })
-                .collect();
-            let ok = st.iter().all(|s| {
-                s.as_ref()
-                    .is_some_and(|s| s.phase == "Operational" && s.ring.members.len() == 3)
-            }) && st
-                .windows(2)
-                .all(|w| w[0].as_ref().map(|s| &s.ring.id) == w[1].as_ref().map(|s| &s.ring.id));
-            if ok {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no ring of 3 within 20 s");
-    }
-
-    fn list(&self, f: impl Fn(&D) -> SocketAddr) -> String {
-        self.info
-            .daemons
-            .iter()
-            .map(|d| f(d).to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
+    let c = common::up(name, 3);
+    c.wait_rings(&[&["d0", "d1", "d2"]]);
+    c
 }
 
 fn sgc_json(args: &[&str]) -> Vec<serde_json::Value> {

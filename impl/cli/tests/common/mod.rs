@@ -89,6 +89,16 @@ pub fn up(name: &str, n: u16) -> Cluster {
 }
 
 impl Cluster {
+    /// Comma-separated addresses of every daemon, as `f` picks them.
+    pub fn list(&self, f: impl Fn(&D) -> SocketAddr) -> String {
+        self.info
+            .daemons
+            .iter()
+            .map(|d| f(d).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn d(&self, name: &str) -> &D {
         self.info
             .daemons
