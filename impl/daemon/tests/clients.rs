@@ -32,23 +32,45 @@ impl Drop for Daemon {
     }
 }
 
-fn start(name: &str, base: u16) -> Daemon {
+/// Starts a one-daemon ring on loopback. Ports come from below the kernel's ephemeral range
+/// (so no outgoing connection can hold them) and are retried elsewhere if taken.
+fn start(name: &str, slot: u16) -> Daemon {
     let dir = std::env::temp_dir().join(format!("sgc-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = DaemonConfig::local("clients-test", 1, 0, base);
-    cfg.daemon.data_dir = dir.join("data");
-    let c = cfg.clone();
-    let rt = std::thread::spawn(move || {
-        let _ = sgc_daemon::run_blocking(c);
-    });
-    let d = Daemon { cfg, _rt: rt, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(d.cfg.daemon.client).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    let mut last_error = String::new();
+    for attempt in 0..20u32 {
+        let spread = (std::process::id() + attempt * 7919 + u32::from(slot) * 104_729) % 3000;
+        let base = 20_000 + u16::try_from(spread).unwrap() * 4;
+        let mut cfg = DaemonConfig::local("clients-test", 1, 0, base);
+        cfg.daemon.data_dir = dir.join("data");
+        let c = cfg.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let rt = std::thread::spawn(move || {
+            let outcome = sgc_daemon::run_blocking(c);
+            let _ = tx.send(outcome);
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect(cfg.daemon.client).is_ok() {
+                return Daemon { cfg, _rt: rt, dir };
+            }
+            match rx.try_recv() {
+                Ok(outcome) => {
+                    last_error = format!("daemon on base port {base} stopped: {outcome:?}");
+                    break;
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    last_error = format!("daemon on base port {base} panicked");
+                    break;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+            assert!(Instant::now() < deadline, "daemon did not start in 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    d
+    panic!("daemon did not start: {last_error}");
 }
 
 struct Conn<S> {
@@ -108,7 +130,7 @@ fn g(s: &str) -> GroupName {
 
 #[test]
 fn join_send_leave_over_tcp_and_unix() {
-    let d = start("join-send", 47_100);
+    let d = start("join-send", 1);
     let mut a = Conn::hello(tcp(&d), Some("alice"));
     let Some(ToClient::Accept(acc)) = a.next() else {
         panic!("alice not accepted")
@@ -170,7 +192,7 @@ fn join_send_leave_over_tcp_and_unix() {
 
 #[test]
 fn a_malformed_frame_closes_only_its_connection_and_duplicates_are_refused() {
-    let d = start("malformed", 47_110);
+    let d = start("malformed", 2);
     let mut a = Conn::hello(tcp(&d), Some("alice"));
     assert!(matches!(a.next(), Some(ToClient::Accept(_))));
     a.send(&ClientReq::Join(g("chat")));
