@@ -163,7 +163,7 @@ fn check_groups_lists_mutants_and_catches_one() {
 }
 
 #[test]
-#[ignore = "about 20 s of model checking"]
+#[ignore = "repeats the default groups check (about 90 s) that model test g10 runs in process"]
 fn check_groups_json_reports_every_property_and_exits_zero() {
     let out = sgc(&["check", "groups", "--json"]);
     assert_eq!(out.status.code(), Some(0));
