@@ -158,6 +158,10 @@ pub struct RuntimeSection {
     /// Hold an idle regular token this long before forwarding it (0: never), so an idle ring
     /// does not spin; must be below `timeouts.token_retransmit_ms`.
     pub idle_token_delay_ms: u64,
+    /// Idle tokens forwarded at once, one after another, before this daemon starts holding them:
+    /// a ring that was busy a moment ago (a request/reply exchange, a series of joins) keeps
+    /// its sub-millisecond latency; a ring idle for longer stops spinning.
+    pub idle_token_spins: u32,
     /// Largest datagram accepted (bytes, at most 65507).
     pub max_datagram: usize,
     /// Entries kept in the delivery log served by the admin `log` command.
@@ -171,6 +175,7 @@ impl Default for RuntimeSection {
     fn default() -> Self {
         Self {
             idle_token_delay_ms: 2,
+            idle_token_spins: 32,
             max_datagram: 65_507,
             delivery_log: 100_000,
             socket_buffer: 4 << 20,

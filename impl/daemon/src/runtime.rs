@@ -9,9 +9,10 @@
 //! ```
 //!
 //! Timers live in a `BTreeMap<TimerKind, Instant>`; the loop sleeps until the earliest one.
-//! Two runtime-only mechanisms change timing, never decisions: an idle regular token (nothing
-//! sent, requested or queued) is held `runtime.idle_token_delay_ms` before it is forwarded, so
-//! an idle ring does not spin; and the TESTING partition hook drops datagrams from and to
+//! Two runtime-only mechanisms change timing, never decisions: once this daemon has forwarded
+//! `runtime.idle_token_spins` idle regular tokens (nothing sent, requested or queued) in a row,
+//! each further idle token is held `runtime.idle_token_delay_ms` before it is forwarded, so an
+//! idle ring does not spin while a recently busy one keeps its latency; and the TESTING partition hook drops datagrams from and to
 //! chosen daemons, as a lossy network would.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -115,6 +116,8 @@ pub struct Runtime {
     peers: BTreeMap<NodeId, SocketAddr>,
     timers: BTreeMap<TimerKind, Instant>,
     held: Option<(Instant, Pid, Packet)>,
+    /// Idle tokens forwarded in a row (reset by any token that is not idle).
+    idle_streak: u32,
     local: VecDeque<Event>,
     blocked: BTreeSet<NodeId>,
     counters: BTreeMap<String, u64>,
@@ -186,6 +189,7 @@ impl Runtime {
             sessions,
             timers: BTreeMap::new(),
             held: None,
+            idle_streak: 0,
             local: VecDeque::new(),
             blocked: BTreeSet::new(),
             counters: BTreeMap::new(),
@@ -472,7 +476,12 @@ impl Runtime {
             self.send_token_now(t, &p).await;
         }
         let delay = self.cfg.runtime.idle_token_delay_ms;
-        if delay > 0 && self.idle_token(&pkt) {
+        self.idle_streak = if self.idle_token(&pkt) {
+            self.idle_streak.saturating_add(1)
+        } else {
+            0
+        };
+        if delay > 0 && self.idle_streak > self.cfg.runtime.idle_token_spins {
             self.held = Some((Instant::now() + Duration::from_millis(delay), to, pkt));
         } else {
             self.send_token_now(to, &pkt).await;
