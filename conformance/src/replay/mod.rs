@@ -6,9 +6,11 @@
 //!
 //! - [`evs`]: ring `Daemon`s wired by a simulated network (packets in flight, cuts, crashes,
 //!   armed timers, persisted records);
-//! - [`tgdh`]: TGDH `Member`s (symbolic provider) over components with agreed-order queues.
+//! - [`tgdh`]: TGDH `Member`s (symbolic provider) over components with agreed-order queues;
+//! - [`live`]: recordings of running daemons replayed into fresh ring machines (live → model).
 
 pub mod evs;
+pub mod live;
 pub mod tgdh;
 
 use std::fmt;

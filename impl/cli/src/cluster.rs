@@ -65,6 +65,10 @@ pub struct UpArgs {
     /// CA, credentials, client identities and a policy; see docs/security.md).
     #[arg(long, default_value = "none")]
     security: String,
+    /// Daemons record their ring machines' inputs and commands (`runtime.record`), for
+    /// `sgc conformance live`.
+    #[arg(long)]
+    record: bool,
 }
 
 /// Client identities `up --security` creates; the last has no rights in the policy.
@@ -269,6 +273,7 @@ fn start_all(
     for i in 0..args.daemons {
         let mut cfg = DaemonConfig::local(&args.cluster, args.daemons, i, base);
         cfg.security = security_section(mode, &cfg.daemon.name);
+        cfg.runtime.record = args.record;
         let ddir = dir.join(&cfg.daemon.name);
         std::fs::create_dir_all(&ddir).map_err(io_err("cannot create", &ddir))?;
         let cfg_path = ddir.join("config.toml");

@@ -47,6 +47,7 @@ mod daemon_cmd;
 mod demo;
 mod demo_clients;
 mod flood;
+mod fuzz;
 mod monitor;
 mod user_cmd;
 mod user_script;

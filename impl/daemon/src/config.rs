@@ -169,6 +169,10 @@ pub struct RuntimeSection {
     /// Kernel send and receive buffer requested for the ring socket, bytes (0: OS default;
     /// Linux grants at most `net.core.rmem_max`/`wmem_max`).
     pub socket_buffer: usize,
+    /// Record every input of the ring machine and the commands it returned to
+    /// `daemon.data_dir/record-<incarnation>.bin`, for `sgc conformance` (off: no cost but a
+    /// branch per input).
+    pub record: bool,
 }
 
 impl Default for RuntimeSection {
@@ -179,6 +183,7 @@ impl Default for RuntimeSection {
             max_datagram: 65_507,
             delivery_log: 100_000,
             socket_buffer: 4 << 20,
+            record: false,
         }
     }
 }

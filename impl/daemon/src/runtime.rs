@@ -29,12 +29,34 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, warn};
 
+use sgc_model::ring::record::{Header, RECORD_VERSION, Recorder};
+
 use crate::admin::{self, Pending, Request, Response, RingStatus, SendService, Status};
 use crate::clients::{self, Channels, SessionCtl, SessionMsg};
 use crate::config::DaemonConfig;
 use crate::sessions::{RingSubmit, Sessions};
 use crate::store::{Store, StoreError};
 use crate::transport::Codec;
+
+/// Creates `data_dir/record-<incarnation>.bin` and writes its header.
+fn open_recorder(
+    cfg: &DaemonConfig,
+    machine: &Daemon,
+    durable: Option<sgc_model::ring::Durable>,
+    ring: &RingConfig,
+) -> Result<Recorder<std::io::BufWriter<std::fs::File>>, DaemonError> {
+    let path = cfg.daemon.data_dir.join(format!("record-{}.bin", machine.me.inc));
+    let file = std::fs::File::create(&path).map_err(|e| DaemonError::Record(path.clone(), e.to_string()))?;
+    let header = Header {
+        version: RECORD_VERSION,
+        node: cfg.daemon.id,
+        durable,
+        ring: ring.clone(),
+    };
+    info!(path = %path.display(), "recording the ring machine's inputs and commands");
+    Recorder::new(std::io::BufWriter::with_capacity(1 << 16, file), &header)
+        .map_err(|e| DaemonError::Record(path, e.to_string()))
+}
 
 /// Bound on `count × size` of one admin `send` (testing hook).
 pub const MAX_SEND_BYTES: u64 = 1 << 30;
@@ -71,6 +93,9 @@ pub enum DaemonError {
     /// The derived ring configuration is unusable.
     #[error("{0}")]
     Ring(String),
+    /// `runtime.record` is on and the recording cannot be created.
+    #[error("cannot record to {0}: {1}")]
+    Record(std::path::PathBuf, String),
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
@@ -118,6 +143,8 @@ pub struct Runtime {
     held: Option<(Instant, Pid, Packet)>,
     /// Idle tokens forwarded in a row (reset by any token that is not idle).
     idle_streak: u32,
+    /// `runtime.record`: the machine's inputs and commands, to `record-<incarnation>.bin`.
+    recorder: Option<Recorder<std::io::BufWriter<std::fs::File>>>,
     local: VecDeque<Event>,
     blocked: BTreeSet<NodeId>,
     counters: BTreeMap<String, u64>,
@@ -139,7 +166,13 @@ impl Runtime {
         ring.validate().map_err(|e| DaemonError::Ring(e.to_string()))?;
         let security = cfg.load_security()?;
         let store = Store::open(&cfg.daemon.data_dir)?;
-        let machine = Daemon::new(cfg.daemon.id, store.load()?);
+        let durable = store.load()?;
+        let machine = Daemon::new(cfg.daemon.id, durable);
+        let recorder = if cfg.runtime.record {
+            Some(open_recorder(&cfg, &machine, durable, &ring)?)
+        } else {
+            None
+        };
         let sock = UdpSocket::bind(cfg.daemon.listen)
             .await
             .map_err(|source| DaemonError::Bind {
@@ -190,6 +223,7 @@ impl Runtime {
             timers: BTreeMap::new(),
             held: None,
             idle_streak: 0,
+            recorder,
             local: VecDeque::new(),
             blocked: BTreeSet::new(),
             counters: BTreeMap::new(),
@@ -249,6 +283,11 @@ impl Runtime {
                 if !go_on {
                     break;
                 }
+            }
+            if let Some(rec) = self.recorder.as_mut()
+                && let Err(e) = rec.flush()
+            {
+                warn!(error = %e, "recording not flushed");
             }
             info!("daemon stopping");
             Ok(())
@@ -397,7 +436,23 @@ impl Runtime {
 
     /// Feed one event to the machine and carry out its commands in order.
     async fn step(&mut self, ev: Event) -> Result<(), DaemonError> {
-        let cmds = self.machine.handle(&self.ring, ev);
+        let cmds = match self.recorder.as_mut() {
+            None => self.machine.handle(&self.ring, ev),
+            Some(rec) => {
+                let input = ev.clone();
+                let cmds = self.machine.handle(&self.ring, ev);
+                let config_change = cmds.iter().any(|c| matches!(c, Command::DeliverConfig { .. }));
+                let written = rec
+                    .step(&input, &cmds)
+                    .and_then(|()| if config_change { rec.flush() } else { Ok(()) });
+                if let Err(e) = written {
+                    warn!(error = %e, "recording stopped");
+                    self.recorder = None;
+                    self.count("record_errors");
+                }
+                cmds
+            }
+        };
         for c in cmds {
             self.apply(c).await?;
         }

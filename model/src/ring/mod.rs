@@ -14,6 +14,7 @@
 //! - `membership`: gather, commit, recovery, installation (§3), as more `impl Daemon`;
 //! - [`packing`]: packing and fragmentation of client messages (§2.4);
 //! - [`props`]: the EVS properties of §4 as predicates over observation logs;
+//! - [`record`]: recordings of a live daemon's machine (inputs and commands), for replay;
 //! - [`sim`]: a deterministic in-memory multi-daemon simulation;
 //! - [`check`]: the Stateright model, its properties, and [`check::check`] returning a [`check::CheckReport`].
 //!
@@ -45,6 +46,7 @@ pub mod machine;
 mod membership;
 pub mod packing;
 pub mod props;
+pub mod record;
 pub mod sim;
 pub mod types;
 

@@ -58,7 +58,8 @@ pub struct History {
     pub received: BTreeSet<MsgId>,
 }
 
-fn chunk_ids(p: &DataPkt) -> Vec<MsgId> {
+/// The ids of the client messages (chunks) a data packet carries, recovered packets unwrapped.
+pub fn chunk_ids(p: &DataPkt) -> Vec<MsgId> {
     match &p.body {
         Body::Chunks(c) => c.iter().map(|c| c.id).collect(),
         Body::Recovered(inner) => chunk_ids(inner),
