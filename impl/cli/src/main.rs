@@ -50,6 +50,7 @@ mod flood;
 mod monitor;
 mod user_cmd;
 mod user_script;
+mod user_vs;
 
 use std::process::ExitCode;
 
