@@ -223,6 +223,7 @@ enum Obs {
         vs_set: Vec<String>,
     },
     Flush,
+    Transition,
     Data {
         payload: String,
         view: String,
@@ -283,7 +284,8 @@ async fn member(
                     log.push(Obs::SelfLeave);
                     seen.lock().map_err(|e| e.to_string())?.insert(me.clone(), Vec::new());
                 }
-                VsEvent::Transition { .. } | VsEvent::Rejected { .. } => {}
+                VsEvent::Transition { .. } => log.push(Obs::Transition),
+                VsEvent::Rejected { .. } => {}
             },
             _ = tick.tick() => {
                 if tokio::time::Instant::now() > deadline {
@@ -371,7 +373,7 @@ fn segments(log: &[Obs]) -> Vec<Seg<'_>> {
                     last.delivered.insert(payload);
                 }
             }
-            Obs::Flush | Obs::SelfLeave => {}
+            Obs::Flush | Obs::Transition | Obs::SelfLeave => {}
         }
     }
     out
@@ -442,33 +444,59 @@ fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_m
 
     let mut delivered = 0usize;
     let mut network_views = 0usize;
+    let mut installs: BTreeMap<&str, (Cause, &[String])> = BTreeMap::new();
     for (me, log) in &logs {
-        // sending-view delivery: the view named in the payload is the delivery view
-        for o in log {
-            if let Obs::Data { payload, view } = o {
-                let sent_in = payload.rsplit('|').next().unwrap_or_default();
-                assert_eq!(sent_in, view, "{me}: {payload} delivered in view {view}");
-                delivered += 1;
-            }
-        }
-        // every view after the first follows a flush request (since the previous view)
-        let mut views = 0;
+        let mut current: Option<(&str, &[String])> = None;
+        let mut transitions = 0;
         let mut flushed = false;
         for o in log {
             match o {
-                Obs::View { gid, cause, .. } => {
-                    assert!(views == 0 || flushed, "{me}: view {gid} without a flush request");
+                Obs::View {
+                    gid, cause, members, ..
+                } => {
+                    // VS-PERMIT (client side): every view after the first follows a flush request
+                    assert!(
+                        current.is_none() || flushed,
+                        "{me}: view {gid} without a flush request"
+                    );
+                    // VS-SELFINC
+                    assert!(members.contains(me), "{me}: not in its view {gid} {members:?}");
+                    // VS-VIEWAGREE
+                    let first = installs.entry(gid).or_insert((*cause, members));
+                    assert_eq!(*first, (*cause, members.as_slice()), "{me}: view {gid} differs");
                     if *cause == Cause::Network {
                         network_views += 1;
                     }
-                    views += 1;
+                    current = Some((gid, members));
+                    transitions = 0;
                     flushed = false;
                 }
                 Obs::Flush => flushed = true,
-                Obs::Data { .. } | Obs::SelfLeave => {}
+                Obs::Transition => {
+                    transitions += 1;
+                    assert!(
+                        transitions <= 1,
+                        "{me}: two transition signals in one view (VS-ONETRANS)"
+                    );
+                }
+                Obs::Data { payload, view } => {
+                    let mut parts = payload.split('|');
+                    let (sender, sent_in) =
+                        (parts.next().unwrap_or_default(), parts.nth(1).unwrap_or_default());
+                    // VS-SENDVIEW: the view named in the payload is the delivery view
+                    assert_eq!(sent_in, view, "{me}: {payload} delivered in view {view}");
+                    // VS-CLOSED: only from a member of the receiver's view
+                    let (cur, members) = current.expect("data before any view");
+                    assert_eq!(cur, view, "{me}: tagged with a view that is not installed");
+                    assert!(
+                        members.iter().any(|m| m == sender),
+                        "{me}: {payload} from a non-member"
+                    );
+                    delivered += 1;
+                }
+                Obs::SelfLeave => current = None,
             }
         }
-        assert!(views >= 1, "{me}: {views} views");
     }
     assert!(delivered > 100, "only {delivered} deliveries");
     assert!(network_views >= 4, "partition and merge views: {network_views}");
