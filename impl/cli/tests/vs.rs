@@ -8,8 +8,11 @@
 //! - v20: library clients ([`VsClient`]) on three daemons send all the time while a fourth joins
 //!   and leaves and while the ring is partitioned and healed; every payload names the view its
 //!   sender sent it in. Asserts sending-view delivery, virtual synchrony (members that go from one
-//!   view to the next together delivered the same messages in it) and that every view change was
-//!   preceded by a flush request.
+//!   view to the next together delivered the same messages in it), that every view change was
+//!   preceded by a flush request, view agreement, self inclusion, closed groups and at most one
+//!   transition signal per view.
+//! - v30: the same clients with a seeded bug of the flush layer (`send-in-agree`: sends allowed
+//!   after `flush_ok`) through a join and a leave: the same checks catch it (VS-SENDVIEW).
 //!
 //! Every wait is bounded; the guards kill every process they started.
 
@@ -23,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use common::{Cluster, SGC, WAIT, up};
 use serde_json::Value;
-use sgc_client::Endpoint;
 use sgc_client::vs::{VsClient, VsError, VsEvent};
+use sgc_client::{Client, Endpoint};
 use sgc_daemon::admin::Request;
 use sgc_model::groups::{Cause, ClientService, GroupName};
+use sgc_model::vs::{FlushLayer, VsMutant};
 
 /// One `sgc user --vs --json` process.
 struct User {
@@ -241,17 +245,21 @@ type Seen = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
 
 /// One member: joins `chat`, multicasts `name|seq|view` every few milliseconds whenever the flush
 /// layer lets it (alternating FIFO and AGREED), sends one more message after each flush request
-/// and then flushes, until told to stop. Returns its private name and observations.
+/// and then flushes, then tries one more at once (refused by a correct flush layer), until told
+/// to stop. Its flush layer runs `mutant`, if any. Returns its private name and observations.
 async fn member(
     ep: Endpoint,
     user: String,
+    mutant: Option<VsMutant>,
     seen: Seen,
     mut ctl: tokio::sync::mpsc::UnboundedReceiver<Ctl>,
 ) -> Result<(String, Vec<Obs>), String> {
     let g = GroupName::new("chat").map_err(|e| e.to_string())?;
-    let mut vs = VsClient::connect(&ep, Some(&user))
+    let conn = Client::connect(&ep, Some(&user), true)
         .await
         .map_err(|e| e.to_string())?;
+    let layer = FlushLayer::new(conn.private_name().clone(), mutant);
+    let mut vs = VsClient::with_layer(conn, layer);
     let me = vs.private_name().to_string();
     vs.join(&g).await.map_err(|e| e.to_string())?;
     let mut log = Vec::new();
@@ -275,6 +283,7 @@ async fn member(
                     log.push(Obs::Flush);
                     send_one(&mut vs, &g, &me, &mut seq).await?;
                     vs.flush_ok(&fg).await.map_err(|e| format!("{me}: flush: {e}"))?;
+                    send_one(&mut vs, &g, &me, &mut seq).await?;
                 }
                 VsEvent::Data(d) => log.push(Obs::Data {
                     payload: String::from_utf8_lossy(&d.msg.body).into_owned(),
@@ -379,11 +388,12 @@ fn segments(log: &[Obs]) -> Vec<Seg<'_>> {
     out
 }
 
-#[test]
-fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_merge() {
-    let started = Instant::now();
-    let c = up("v20", 3);
-    c.wait_rings(&[&["d0", "d1", "d2"]]);
+/// What a scenario run produced: each client's private name and observations, and its time.
+type Logs = BTreeMap<String, Vec<Obs>>;
+
+/// Run clients a (d0), b (d1), c (d2) sending all the time; d (d1) joins and leaves; then, if
+/// `partition`, {d0,d1} | {d2} and a heal. Every flush layer runs `mutant`.
+fn scenario(c: &Cluster, mutant: Option<VsMutant>, partition: bool) -> Logs {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -396,7 +406,7 @@ fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_m
         let ep: Endpoint = c.d(daemon).client.to_string().parse().expect("endpoint");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         ctls.insert(user.to_owned(), tx);
-        tasks.push(rt.spawn(member(ep, user.to_owned(), Arc::clone(&seen), rx)));
+        tasks.push(rt.spawn(member(ep, user.to_owned(), mutant, Arc::clone(&seen), rx)));
     };
     let (a, b, cc, d) = ("#a#d0", "#b#d1", "#c#d2", "#d#d1");
     spawn("d0", "a");
@@ -414,22 +424,24 @@ fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_m
     wait_views(&seen, &[(a, abc), (b, abc), (cc, abc), (d, &[])]);
     std::thread::sleep(Duration::from_millis(300));
 
-    for (dm, from) in [("d0", vec!["d2"]), ("d1", vec!["d2"]), ("d2", vec!["d0", "d1"])] {
-        let from = from.into_iter().map(str::to_owned).collect();
-        c.call(dm, &Request::Partition { from });
+    if partition {
+        for (dm, from) in [("d0", vec!["d2"]), ("d1", vec!["d2"]), ("d2", vec!["d0", "d1"])] {
+            let from = from.into_iter().map(str::to_owned).collect();
+            c.call(dm, &Request::Partition { from });
+        }
+        wait_views(&seen, &[(a, &[a, b]), (b, &[a, b]), (cc, &[cc])]);
+        std::thread::sleep(Duration::from_millis(300));
+        for dm in ["d0", "d1", "d2"] {
+            c.call(dm, &Request::Heal);
+        }
+        wait_views(&seen, &[(a, abc), (b, abc), (cc, abc)]);
+        std::thread::sleep(Duration::from_millis(300));
     }
-    wait_views(&seen, &[(a, &[a, b]), (b, &[a, b]), (cc, &[cc])]);
-    std::thread::sleep(Duration::from_millis(300));
-    for dm in ["d0", "d1", "d2"] {
-        c.call(dm, &Request::Heal);
-    }
-    wait_views(&seen, &[(a, abc), (b, abc), (cc, abc)]);
-    std::thread::sleep(Duration::from_millis(300));
 
     for tx in ctls.values() {
         let _ = tx.send(Ctl::Stop);
     }
-    let logs: BTreeMap<String, Vec<Obs>> = rt.block_on(async {
+    rt.block_on(async {
         let mut logs = BTreeMap::new();
         for t in tasks {
             let r = tokio::time::timeout(WAIT, t)
@@ -440,12 +452,23 @@ fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_m
             logs.insert(me, log);
         }
         logs
-    });
+    })
+}
 
+/// What the checks counted.
+#[derive(Debug)]
+struct Stats {
+    delivered: usize,
+    network_views: usize,
+    compared: usize,
+}
+
+/// Every VS check over the observations; the first violation as text.
+fn check(logs: &Logs) -> Result<Stats, String> {
     let mut delivered = 0usize;
     let mut network_views = 0usize;
     let mut installs: BTreeMap<&str, (Cause, &[String])> = BTreeMap::new();
-    for (me, log) in &logs {
+    for (me, log) in logs {
         let mut current: Option<(&str, &[String])> = None;
         let mut transitions = 0;
         let mut flushed = false;
@@ -454,16 +477,16 @@ fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_m
                 Obs::View {
                     gid, cause, members, ..
                 } => {
-                    // VS-PERMIT (client side): every view after the first follows a flush request
-                    assert!(
-                        current.is_none() || flushed,
-                        "{me}: view {gid} without a flush request"
-                    );
-                    // VS-SELFINC
-                    assert!(members.contains(me), "{me}: not in its view {gid} {members:?}");
-                    // VS-VIEWAGREE
+                    if current.is_some() && !flushed {
+                        return Err(format!("VS-PERMIT: {me}: view {gid} without a flush request"));
+                    }
+                    if !members.contains(me) {
+                        return Err(format!("VS-SELFINC: {me} not in its view {gid} {members:?}"));
+                    }
                     let first = installs.entry(gid).or_insert((*cause, members));
-                    assert_eq!(*first, (*cause, members.as_slice()), "{me}: view {gid} differs");
+                    if *first != (*cause, members.as_slice()) {
+                        return Err(format!("VS-VIEWAGREE: {me}: view {gid} differs: {first:?}"));
+                    }
                     if *cause == Cause::Network {
                         network_views += 1;
                     }
@@ -474,34 +497,34 @@ fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_m
                 Obs::Flush => flushed = true,
                 Obs::Transition => {
                     transitions += 1;
-                    assert!(
-                        transitions <= 1,
-                        "{me}: two transition signals in one view (VS-ONETRANS)"
-                    );
+                    if transitions > 1 {
+                        return Err(format!("VS-ONETRANS: {me}: two transition signals in one view"));
+                    }
                 }
                 Obs::Data { payload, view } => {
                     let mut parts = payload.split('|');
                     let (sender, sent_in) =
                         (parts.next().unwrap_or_default(), parts.nth(1).unwrap_or_default());
-                    // VS-SENDVIEW: the view named in the payload is the delivery view
-                    assert_eq!(sent_in, view, "{me}: {payload} delivered in view {view}");
-                    // VS-CLOSED: only from a member of the receiver's view
-                    let (cur, members) = current.expect("data before any view");
-                    assert_eq!(cur, view, "{me}: tagged with a view that is not installed");
-                    assert!(
-                        members.iter().any(|m| m == sender),
-                        "{me}: {payload} from a non-member"
-                    );
+                    if sent_in != view {
+                        return Err(format!("VS-SENDVIEW: {me}: {payload} delivered in view {view}"));
+                    }
+                    let Some((cur, members)) = current else {
+                        return Err(format!("{me}: {payload} before any view"));
+                    };
+                    if cur != view {
+                        return Err(format!("{me}: {payload} tagged {view}, installed {cur}"));
+                    }
+                    if !members.iter().any(|m| m == sender) {
+                        return Err(format!("VS-CLOSED: {me}: {payload} from a non-member"));
+                    }
                     delivered += 1;
                 }
                 Obs::SelfLeave => current = None,
             }
         }
     }
-    assert!(delivered > 100, "only {delivered} deliveries");
-    assert!(network_views >= 4, "partition and merge views: {network_views}");
 
-    // virtual synchrony: members moving together from V to V' delivered the same set in V
+    // VS-VSYNC: members moving together from V to V' delivered the same set in V
     let segs: BTreeMap<&String, Vec<Seg<'_>>> = logs.iter().map(|(k, l)| (k, segments(l))).collect();
     let mut compared = 0usize;
     for (p, mine) in &segs {
@@ -519,25 +542,50 @@ fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_m
                     .iter()
                     .filter(|t| t.gid == s.gid && t.next.is_some_and(|n| n.0 == next))
                 {
-                    assert_eq!(
-                        t.delivered, s.delivered,
-                        "{p} and {q} moved from {} to {next} with different deliveries",
-                        s.gid
-                    );
+                    if t.delivered != s.delivered {
+                        return Err(format!(
+                            "VS-VSYNC: {p} and {q} moved from {} to {next} with different deliveries",
+                            s.gid
+                        ));
+                    }
                     compared += 1;
                 }
             }
         }
     }
-    assert!(compared >= 10, "only {compared} view transitions compared");
-    eprintln!(
-        "v20: {delivered} deliveries checked, {network_views} network views, {compared} view \
-         transitions compared, {:?}",
-        started.elapsed()
-    );
+    Ok(Stats {
+        delivered,
+        network_views,
+        compared,
+    })
+}
+
+#[test]
+fn v20_sending_view_delivery_and_virtual_synchrony_across_join_leave_partition_merge() {
+    let started = Instant::now();
+    let c = up("v20", 3);
+    c.wait_rings(&[&["d0", "d1", "d2"]]);
+    let logs = scenario(&c, None, true);
+    let st = check(&logs).unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.delivered > 100, "only {st:?}");
+    assert!(st.network_views >= 4, "partition and merge views: {st:?}");
+    assert!(st.compared >= 10, "too few view transitions compared: {st:?}");
+    eprintln!("v20: {st:?}, {:?}", started.elapsed());
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn v30_a_seeded_flush_bug_is_caught_live() {
+    let started = Instant::now();
+    let c = up("v30", 3);
+    c.wait_rings(&[&["d0", "d1", "d2"]]);
+    let logs = scenario(&c, Some(VsMutant::SendInAgree), false);
+    let err = check(&logs).expect_err("send-in-agree must break a VS property");
+    assert!(err.starts_with("VS-SENDVIEW"), "{err}");
+    eprintln!("v30: caught {err}, {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(60));
 }

@@ -86,9 +86,16 @@ impl VsClient<Client> {
 impl<C: SpConnection> VsClient<C> {
     /// Drive a flush layer for the connection `conn`, whose private name is `me`.
     pub const fn new(conn: C, me: PrivateName) -> Self {
+        Self::with_layer(conn, FlushLayer::new(me, None))
+    }
+
+    /// Drive the given flush layer (made with `FlushLayer::new(name, mutant)`: tests use it to
+    /// run a seeded bug of `sgc_model::vs::VsMutant` against live daemons) for `conn`, which
+    /// must be the connection with the layer's private name and in no group yet.
+    pub const fn with_layer(conn: C, fl: FlushLayer) -> Self {
         Self {
             conn,
-            fl: FlushLayer::new(me, None),
+            fl,
             outgoing: VecDeque::new(),
             ready: VecDeque::new(),
             views: BTreeMap::new(),
