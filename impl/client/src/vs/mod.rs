@@ -17,7 +17,9 @@
 //!
 //! [`VsClient::recv`] is cancel-safe (usable in `tokio::select!`): requests the flush layer
 //! produced while receiving are kept in order and sent before any later request.
+//! [`blocking::VsClient`] is the same over a private runtime.
 
+pub mod blocking;
 mod event;
 #[cfg(test)]
 mod tests;
