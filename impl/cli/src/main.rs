@@ -51,6 +51,7 @@ mod fuzz;
 mod monitor;
 mod user_cmd;
 mod user_script;
+mod user_vs;
 
 use std::process::ExitCode;
 

@@ -7,6 +7,9 @@
 //! `--identity DIR` connects with mutual TLS using an identity directory (`cert.pem`, `key.pem`,
 //! `ca.pem`; made by `sgc ca issue --client NAME` or listed by `sgc cluster up --security`).
 //! On a daemon's Unix socket no identity is needed: the daemon identifies the user by uid.
+//!
+//! `--vs` runs the session through the flush layer instead ([`crate::user_vs`]: closed groups,
+//! VS views, `flush_request` events; `--manual-flush` leaves the answer to `flush_ok G`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,10 +31,16 @@ pub struct UserArgs {
     daemon: String,
     /// User name (1–10 characters `$`..`~`); default: assigned by the daemon.
     #[arg(long)]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Print one JSON object per event.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
+    /// Virtual synchrony: closed groups through the flush layer (VS views, flush requests).
+    #[arg(long)]
+    pub(crate) vs: bool,
+    /// With --vs: do not answer flush requests automatically; the `flush_ok G` command does.
+    #[arg(long, requires = "vs")]
+    pub(crate) manual_flush: bool,
     /// Identity directory (cert.pem, key.pem, ca.pem): connect to a TCP endpoint with mutual TLS.
     #[arg(long, value_name = "DIR")]
     identity: Option<std::path::PathBuf>,
@@ -56,11 +65,17 @@ pub fn run(args: &UserArgs) -> Result<ExitCode, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Output(e.to_string()))?;
-    rt.block_on(session(&ep, args))
+    if args.vs {
+        rt.block_on(crate::user_vs::session(&ep, args))
+    } else {
+        rt.block_on(session(&ep, args))
+    }
 }
 
-struct Printer {
-    json: bool,
+/// Prints events and notes, as JSON lines or readable lines.
+pub(crate) struct Printer {
+    /// One JSON object per line.
+    pub(crate) json: bool,
 }
 
 impl Printer {
@@ -72,7 +87,7 @@ impl Printer {
         }
     }
 
-    fn note(&self, kind: &str, text: &str) {
+    pub(crate) fn note(&self, kind: &str, text: &str) {
         if self.json {
             out!("{}", json!({"event": kind, "text": text}));
         } else {
@@ -85,22 +100,7 @@ async fn session(ep: &Endpoint, args: &UserArgs) -> Result<ExitCode, CliError> {
     let p = Printer { json: args.json };
     let mut client = match Client::connect(ep, args.name.as_deref(), true).await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("sgc user: cannot connect to {ep}: {e}");
-            if matches!(e, ClientError::Refused(ConnectRefusal::Auth)) && args.identity.is_none() {
-                eprintln!(
-                    "sgc user: this daemon requires authentication: pass --identity DIR (a TLS client \
-                     certificate, see `sgc ca issue`) or use its local Unix socket"
-                );
-            }
-            if p.json {
-                out!(
-                    "{}",
-                    json!({"event": "refused", "text": e.to_string(), "code": e.code()})
-                );
-            }
-            return Ok(ExitCode::from(1));
-        }
+        Err(e) => return Ok(connect_failed(&p, ep, args, &e)),
     };
     let me = client.private_name().to_string();
     if p.json {
@@ -177,7 +177,26 @@ async fn execute(client: &Client, cmd: ScriptCmd) -> Result<(), ClientError> {
     }
 }
 
-fn gone(p: &Printer, e: &ClientError) -> ExitCode {
+/// Report a failed connection (stderr, and a `refused` event with `--json`); exit status 1.
+pub(crate) fn connect_failed(p: &Printer, ep: &Endpoint, args: &UserArgs, e: &ClientError) -> ExitCode {
+    eprintln!("sgc user: cannot connect to {ep}: {e}");
+    if matches!(e, ClientError::Refused(ConnectRefusal::Auth)) && args.identity.is_none() {
+        eprintln!(
+            "sgc user: this daemon requires authentication: pass --identity DIR (a TLS client \
+             certificate, see `sgc ca issue`) or use its local Unix socket"
+        );
+    }
+    if p.json {
+        out!(
+            "{}",
+            json!({"event": "refused", "text": e.to_string(), "code": e.code()})
+        );
+    }
+    ExitCode::from(1)
+}
+
+/// Report a broken session; exit status 1.
+pub(crate) fn gone(p: &Printer, e: &ClientError) -> ExitCode {
     p.note("error", &e.to_string());
     eprintln!("sgc user: {e}");
     ExitCode::from(1)

@@ -1,8 +1,9 @@
 //! The command language of `sgc user` (one command per line on stdin, as typed interactively or
 //! piped from a script) and the JSON form of the events it prints with `--json`.
 //!
-//! Commands: `join G`, `leave G`, `send T[,T...] [--service S] [--type N] TEXT`, `flush G` (VS
-//! mode), `sleep MS`, `quit`, `help`. A target `T` is a group name or a private name `#user#daemon`.
+//! Commands: `join G`, `leave G`, `send T[,T...] [--service S] [--type N] TEXT`, `flush_ok G`
+//! (alias `flush G`; VS mode), `sleep MS`, `quit`, `help`. A target `T` is a group name or a
+//! private name `#user#daemon`.
 //! Events: `{"event":"membership","group","view","members","cause","vs_set"}`, `{"event":"transition",
 //! "group","view"}`, `{"event":"message","group","groups","sender","service","type","payload"}`,
 //! `{"event":"self_leave","group"}`, `{"event":"reject","reason","request"}`, plus the VS layer's
@@ -109,6 +110,7 @@ pub fn parse_line(line: &str) -> Result<ScriptCmd, String> {
         "join" | "j" => group("join").map(ScriptCmd::Join),
         "leave" | "l" => group("leave").map(ScriptCmd::Leave),
         "flush" | "f" => group("flush").map(ScriptCmd::Flush),
+        "flush_ok" => group("flush_ok").map(ScriptCmd::Flush),
         "sleep" => {
             let ms: u64 = rest.parse().map_err(|_| "usage: sleep MS".to_owned())?;
             if ms > MAX_SLEEP_MS {
@@ -272,6 +274,7 @@ mod tests {
         assert_eq!(parse_line("join chat"), Ok(ScriptCmd::Join(g("chat"))));
         assert_eq!(parse_line("  leave chat "), Ok(ScriptCmd::Leave(g("chat"))));
         assert_eq!(parse_line("flush chat"), Ok(ScriptCmd::Flush(g("chat"))));
+        assert_eq!(parse_line("flush_ok chat"), Ok(ScriptCmd::Flush(g("chat"))));
         assert_eq!(parse_line("sleep 250"), Ok(ScriptCmd::Sleep(250)));
         assert_eq!(parse_line("quit"), Ok(ScriptCmd::Quit));
         assert_eq!(parse_line(""), Ok(ScriptCmd::Nothing));

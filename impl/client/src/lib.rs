@@ -29,14 +29,16 @@
 //! out `FlOut::ToDaemon(req)` with [`Client::request`] (the flush layer's `FLUSH_OK` must be sent
 //! FIFO, which [`Client::request`] preserves: requests leave in call order on one connection),
 //! and hand `FlOut::ToApp` to the application. The [`SpConnection`] trait names exactly these two
-//! operations, so the flush driver can be written and tested against a fake. This crate does not
-//! implement the flush layer.
+//! operations, so the flush driver can be written and tested against a fake. [`vs::VsClient`] is
+//! that driver: it runs the model-checked `FlushLayer` itself (no flush logic of its own) and
+//! gives the application typed VS events ([`vs::VsEvent`]).
 
 pub mod blocking;
 mod client;
 mod endpoint;
 mod error;
 pub mod outbox;
+pub mod vs;
 
 pub use client::{Client, EventRef, HANDSHAKE_TIMEOUT, Receiver, Sender};
 pub use endpoint::{Endpoint, EndpointParseError};
