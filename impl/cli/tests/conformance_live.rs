@@ -3,27 +3,12 @@
 //! recording into fresh ring machines; then one recorded command is altered and `sgc
 //! conformance live` must report the mismatch.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{json, sgc};
 use sgc_model::ring::record::{self, Recorder};
-
-fn sgc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sgc"))
-        .args(args)
-        .output()
-        .expect("sgc runs")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON object ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 /// The largest recording under `dir`.
 fn largest_recording(dir: &Path) -> PathBuf {

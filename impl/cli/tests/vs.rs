@@ -19,12 +19,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::io::Write;
+use std::process::{Child, ChildStdin};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, SGC, WAIT, up};
+use common::{Cluster, WAIT, spawn_user, up};
 use serde_json::Value;
 use sgc_client::vs::{VsClient, VsError, VsEvent};
 use sgc_client::{Client, Endpoint};
@@ -49,27 +49,9 @@ impl Drop for User {
 
 impl User {
     fn start(c: &Cluster, daemon: &str, name: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(SGC)
-            .args(["user", "--vs", "--json", "--name", name])
-            .args(extra)
-            .arg("--daemon")
-            .arg(c.d(daemon).client.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sgc user");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let v: Value = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        });
+        let mut args = vec!["--vs", "--json", "--name", name];
+        args.extend_from_slice(extra);
+        let (child, stdin, events) = spawn_user(&args, c.d(daemon).client);
         let mut u = Self {
             child,
             stdin,

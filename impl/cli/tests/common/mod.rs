@@ -3,9 +3,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -47,6 +49,53 @@ impl Drop for Cluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs `sgc ARGS` to completion.
+pub fn sgc(args: &[&str]) -> Output {
+    Command::new(SGC).args(args).output().expect("sgc runs")
+}
+
+/// The one JSON object a command printed.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Spawns `sgc user ARGS --daemon ADDR` (ARGS include `--json`): the process, its stdin, and
+/// one JSON value per line it prints (a line that is not JSON comes as a string), read by a
+/// thread until the process ends.
+pub fn spawn_user(
+    args: &[&str],
+    daemon: SocketAddr,
+) -> (Child, ChildStdin, mpsc::Receiver<serde_json::Value>) {
+    let mut child = Command::new(SGC)
+        .arg("user")
+        .args(args)
+        .arg("--daemon")
+        .arg(daemon.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sgc user");
+    let stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, events) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+            if tx.send(v).is_err() {
+                return;
+            }
+        }
+    });
+    (child, stdin, events)
 }
 
 pub fn kill(pid: u32) {
