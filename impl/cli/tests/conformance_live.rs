@@ -81,4 +81,6 @@ fn a_fault_run_replays_identically_and_an_altered_recording_does_not() {
     let v = json(&out);
     assert_eq!(v["mismatches"], 1, "{v}");
     let _ = std::fs::remove_dir_all(&dir);
+    let out = sgc(&["conformance", "live", d]);
+    assert_eq!(out.status.code(), Some(2), "a missing directory is a usage error");
 }
