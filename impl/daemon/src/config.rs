@@ -271,6 +271,45 @@ pub struct SecuritySection {
     /// The access-control policy (TOML, `policy.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PathBuf>,
+    /// The cipher suite sealing daemon↔daemon packets in `three-step` mode.
+    #[serde(skip_serializing_if = "TransportSuite::is_default")]
+    pub transport_suite: TransportSuite,
+}
+
+/// `[security] transport_suite`: how `three-step` protects daemon↔daemon packets
+/// (`sgc_crypto::seal::Suite`, `docs/security.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransportSuite {
+    /// AES-256-GCM (default).
+    #[default]
+    #[serde(rename = "aes-256-gcm")]
+    Aes256Gcm,
+    /// AES-128-CBC + HMAC-SHA1.
+    #[serde(rename = "aes128-cbc-hmac-sha1")]
+    Aes128CbcHmacSha1,
+    /// Blowfish-CBC + HMAC-SHA1.
+    #[serde(rename = "blowfish-cbc-hmac-sha1")]
+    BlowfishCbcHmacSha1,
+    /// HMAC-SHA1 only (integrity, no confidentiality).
+    #[serde(rename = "hmac-sha1")]
+    HmacSha1,
+}
+
+impl TransportSuite {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The sealing suite.
+    pub const fn suite(self) -> sgc_crypto::seal::Suite {
+        use sgc_crypto::seal::Suite;
+        match self {
+            Self::Aes256Gcm => Suite::Aes256Gcm,
+            Self::Aes128CbcHmacSha1 => Suite::Aes128CbcHmacSha1,
+            Self::BlowfishCbcHmacSha1 => Suite::BlowfishCbcHmacSha1,
+            Self::HmacSha1 => Suite::HmacSha1,
+        }
+    }
 }
 
 /// What `[security]` names, loaded: the TLS server configuration and the policy.
@@ -416,11 +455,17 @@ impl DaemonConfig {
                 format!("must exceed the {chunk}-byte chunk header"),
             ));
         }
-        if p.saturating_add(DATA_PACKET_OVERHEAD) > r.max_datagram {
+        let overhead = DATA_PACKET_OVERHEAD
+            + if self.security.mode == SecurityMode::ThreeStep {
+                crate::protection::PROTECTION_OVERHEAD
+            } else {
+                0
+            };
+        if p.saturating_add(overhead) > r.max_datagram {
             return Err(invalid(
                 "window.packet_payload",
                 format!(
-                    "{p} + {DATA_PACKET_OVERHEAD} bytes of headers exceeds runtime.max_datagram ({})",
+                    "{p} + {overhead} bytes of headers exceeds runtime.max_datagram ({})",
                     r.max_datagram
                 ),
             ));
