@@ -7,6 +7,9 @@
 //!  | SGCR | ver| 0  | cluster (u64) | node  | incarnation | postcard(Packet) ...
 //! ```
 //!
+//! This is version 1 (plaintext). Three-Step packet protection adds version 2 (sealed and
+//! signed datagrams), laid out and checked in [`crate::protection`].
+//!
 //! All integers are big-endian. The decoded size is bounded by the datagram size (checked
 //! against `runtime.max_datagram` before decoding; postcard allocates at most in proportion to
 //! its input), and trailing bytes are rejected.
