@@ -809,6 +809,45 @@ mod tests {
     }
 
     #[test]
+    fn transport_suite_and_the_protected_datagram_bound() {
+        let t = text().replace("\n[security]\nmode = \"none\"\n", "\n");
+        let sec =
+            "\n[security]\nmode = \"three-step\"\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\npolicy = \"d\"\n";
+        let cfg = DaemonConfig::parse(&format!("{t}{sec}")).expect("valid");
+        assert_eq!(cfg.security.transport_suite, TransportSuite::Aes256Gcm);
+        assert!(
+            !cfg.to_toml().contains("transport_suite"),
+            "the default is not written"
+        );
+        for (name, suite) in [
+            ("aes-256-gcm", sgc_crypto::seal::Suite::Aes256Gcm),
+            ("aes128-cbc-hmac-sha1", sgc_crypto::seal::Suite::Aes128CbcHmacSha1),
+            (
+                "blowfish-cbc-hmac-sha1",
+                sgc_crypto::seal::Suite::BlowfishCbcHmacSha1,
+            ),
+            ("hmac-sha1", sgc_crypto::seal::Suite::HmacSha1),
+        ] {
+            let cfg = DaemonConfig::parse(&format!("{t}{sec}transport_suite = \"{name}\"\n")).expect(name);
+            assert_eq!(cfg.security.transport_suite.suite(), suite);
+            assert_eq!(suite.name(), name);
+            let back = DaemonConfig::parse(&cfg.to_toml()).expect("round trip");
+            assert_eq!(back.security.transport_suite, cfg.security.transport_suite);
+        }
+        let e = DaemonConfig::parse(&format!("{t}{sec}transport_suite = \"rot13\"\n")).unwrap_err();
+        assert!(e.to_string().contains("rot13"), "{e}");
+        // In three-step mode the payload must leave room for the protected formats.
+        let mut c = DaemonConfig::parse(&format!("{t}{sec}")).expect("valid");
+        c.runtime.max_datagram = 1472;
+        c.window.packet_payload = 1350;
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "window.packet_payload")
+        );
+        c.window.packet_payload = 1472 - DATA_PACKET_OVERHEAD - crate::protection::PROTECTION_OVERHEAD;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
     fn security_files_are_loaded_relative_to_the_config() {
         use sgc_crypto::pki;
         use std::os::unix::fs::PermissionsExt as _;
