@@ -77,8 +77,10 @@ pub struct Protection {
     codec: Codec,
     me: Pid,
     ring: KeyRing,
-    /// The daemons holding each installed epoch's key.
-    holders: BTreeMap<u64, BTreeSet<NodeId>>,
+    /// The daemons (node and incarnation) holding each installed epoch's key.
+    holders: BTreeMap<u64, BTreeSet<Pid>>,
+    /// The newest incarnation of each daemon seen in an accepted datagram.
+    seen: BTreeMap<NodeId, u32>,
     signer: Option<SigningKey>,
     peers: BTreeMap<NodeId, VerifyingKey>,
     signed_seq: u64,
@@ -105,6 +107,7 @@ impl Protection {
             me,
             ring: KeyRing::new(suite, sender_id(me)),
             holders: BTreeMap::new(),
+            seen: BTreeMap::new(),
             signer: None,
             peers: BTreeMap::new(),
             signed_seq: 0,
@@ -122,14 +125,15 @@ impl Protection {
         (self.ring.current(), self.ring.previous())
     }
 
-    /// Install the servers' key of a newer `epoch`, agreed by `holders` (this daemon
-    /// included): packets to them are sealed under it from now on; packets of this and the
-    /// previous epoch are accepted.
+    /// Install the servers' key of a newer `epoch`, agreed by `holders` (the daemons, as
+    /// node and incarnation, of the configuration that agreed on it): packets to them are
+    /// sealed under it from now on, as long as they run that incarnation (a restarted daemon
+    /// has lost the key); packets of this and the previous epoch are accepted.
     pub fn install_key(
         &mut self,
         epoch: u64,
         servers_key: &[u8],
-        holders: impl IntoIterator<Item = NodeId>,
+        holders: impl IntoIterator<Item = Pid>,
     ) -> Result<(), SealError> {
         self.ring.install(epoch, servers_key)?;
         self.holders.insert(epoch, holders.into_iter().collect());
@@ -148,13 +152,20 @@ impl Protection {
         self.peers.insert(node, key);
     }
 
-    /// How a packet to `dest` is protected (see the module doc).
+    /// How a packet to `dest` is protected (see the module doc). `dest` holds an epoch's key
+    /// if it is among the holders in the newest incarnation seen from it (or, before any
+    /// datagram from it was accepted, in any incarnation).
     pub fn wire_for(&self, dest: NodeId) -> Wire {
+        let seen = self.seen.get(&dest).copied();
+        let holds = |h: &BTreeSet<Pid>| match seen {
+            Some(inc) => h.contains(&Pid::new(dest, inc)),
+            None => h.iter().any(|p| p.node == dest),
+        };
         let sealed = self
             .holders
             .iter()
             .rev()
-            .find(|(_, h)| h.contains(&dest))
+            .find(|(_, h)| holds(h))
             .map(|(e, _)| Wire::Sealed(*e));
         sealed.unwrap_or(if self.signer.is_some() {
             Wire::Signed
@@ -215,6 +226,17 @@ impl Protection {
     /// Check and decode a datagram. `admit` is asked about the claimed sender before any
     /// cryptography is spent on it (the runtime checks its source address).
     pub fn decode(
+        &mut self,
+        bytes: &[u8],
+        admit: impl FnOnce(Pid) -> bool,
+    ) -> Result<(Pid, Packet), DecodeError> {
+        let (pid, pkt) = self.decode_unrecorded(bytes, admit)?;
+        let inc = self.seen.entry(pid.node).or_insert(pid.inc);
+        *inc = (*inc).max(pid.inc);
+        Ok((pid, pkt))
+    }
+
+    fn decode_unrecorded(
         &mut self,
         bytes: &[u8],
         admit: impl FnOnce(Pid) -> bool,
@@ -354,9 +376,12 @@ mod tests {
     fn same_key_exchanges_sealed_packets_other_key_is_rejected() {
         for suite in Suite::ALL {
             let (mut a, mut b, mut c) = (prot(0, suite), prot(1, suite), prot(2, suite));
-            a.install_key(7, KEY, [0, 1]).expect("a");
-            b.install_key(7, KEY, [0, 1]).expect("b");
-            c.install_key(7, OTHER, [0, 1, 2]).expect("c");
+            a.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
+                .expect("a");
+            b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
+                .expect("b");
+            c.install_key(7, OTHER, [Pid::new(0, 3), Pid::new(1, 3), Pid::new(2, 3)])
+                .expect("c");
             assert_eq!(a.wire_for(1), Wire::Sealed(7));
             let d = a.encode(Wire::Sealed(7), &join()).expect("seal");
             assert_eq!(&d[..6], &[b'S', b'G', b'C', b'R', VERSION_PROTECTED, MODE_SEALED]);
@@ -379,8 +404,10 @@ mod tests {
     #[test]
     fn replayed_and_tampered_datagrams_are_dropped() {
         let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
-        a.install_key(7, KEY, [0, 1]).expect("a");
-        b.install_key(7, KEY, [0, 1]).expect("b");
+        a.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
+            .expect("a");
+        b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
+            .expect("b");
         let d = a.encode(Wire::Sealed(7), &join()).expect("seal");
         assert!(b.decode(&d, any_sender).is_ok());
         assert_eq!(
@@ -401,11 +428,14 @@ mod tests {
     #[test]
     fn key_rotation_keeps_the_previous_epoch_and_picks_by_holders() {
         let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
-        a.install_key(7, KEY, [0, 1, 2]).expect("a7");
-        b.install_key(7, KEY, [0, 1, 2]).expect("b7");
+        a.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3), Pid::new(2, 3)])
+            .expect("a7");
+        b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3), Pid::new(2, 3)])
+            .expect("b7");
         let old = a.encode(Wire::Sealed(7), &join()).expect("old");
         // A new key agreed by 0 and 1 only (2 left or is not there yet).
-        a.install_key(8, OTHER, [0, 1]).expect("a8");
+        a.install_key(8, OTHER, [Pid::new(0, 3), Pid::new(1, 3)])
+            .expect("a8");
         assert_eq!(a.wire_for(1), Wire::Sealed(8));
         assert_eq!(a.wire_for(2), Wire::Sealed(7));
         assert_eq!(a.wire_for(5), Wire::Plain);
@@ -414,15 +444,42 @@ mod tests {
             b.decode(&new, any_sender).expect_err("future").label(),
             "seal_future_epoch"
         );
-        b.install_key(8, OTHER, [0, 1]).expect("b8");
+        b.install_key(8, OTHER, [Pid::new(0, 3), Pid::new(1, 3)])
+            .expect("b8");
         assert!(b.decode(&new, any_sender).is_ok());
         assert!(
             b.decode(&old, any_sender).is_ok(),
             "previous epoch still accepted"
         );
-        a.install_key(9, KEY, [0, 1]).expect("a9");
+        a.install_key(9, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
+            .expect("a9");
         assert_eq!(a.wire_for(2), Wire::Plain, "epoch 7 is gone");
         assert_eq!(a.epochs(), (Some(9), Some(8)));
+    }
+
+    #[test]
+    fn a_restarted_daemon_is_no_longer_a_holder() {
+        let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
+        a.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
+            .expect("a");
+        b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
+            .expect("b");
+        let d = b.encode(Wire::Sealed(7), &join()).expect("seal");
+        assert!(a.decode(&d, any_sender).is_ok());
+        assert_eq!(a.wire_for(1), Wire::Sealed(7));
+        // Daemon 1 restarts (incarnation 4): it has no key; its first datagram is plaintext.
+        let mut b4 = Protection::new(Codec::new("test", 65_507), Pid::new(1, 4), Suite::Aes256Gcm);
+        let plain = b4.encode(b4.wire_for(0), &join()).expect("plain");
+        assert_eq!(a.decode(&plain, any_sender).map(|(p, _)| p), Ok(Pid::new(1, 4)));
+        assert_eq!(
+            a.wire_for(1),
+            Wire::Plain,
+            "no sealing to an incarnation without the key"
+        );
+        // A late datagram of the old incarnation does not bring the key back.
+        let late = b.encode(Wire::Sealed(7), &join()).expect("seal");
+        assert!(a.decode(&late, any_sender).is_ok());
+        assert_eq!(a.wire_for(1), Wire::Plain);
     }
 
     #[test]
@@ -488,7 +545,7 @@ mod tests {
         let plain = Codec::new("test", 65_507).encode(big, &pkt).len();
         for suite in Suite::ALL {
             let mut p = Protection::new(Codec::new("test", 65_507), big, suite);
-            p.install_key(1, KEY, [u16::MAX]).expect("key");
+            p.install_key(1, KEY, [big]).expect("key");
             p.set_signing_key(SigningKey::from_bytes(&[3; 32]));
             for wire in [Wire::Sealed(1), Wire::Signed] {
                 let n = p.encode(wire, &pkt).expect("encode").len();
@@ -507,7 +564,7 @@ mod tests {
         #[test]
         fn random_datagrams_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..300), mode in 0u8..4) {
             let mut b = prot(1, Suite::Aes256Gcm);
-            b.install_key(7, KEY, [0, 1]).expect("b");
+            b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)]).expect("b");
             b.add_peer_key(0, SigningKey::from_bytes(&[1; 32]).verifying_key());
             let _ = b.decode(&tail, any_sender);
             let mut d = MAGIC.to_vec();

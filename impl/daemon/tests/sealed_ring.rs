@@ -85,7 +85,8 @@ fn spawn(cfg: DaemonConfig, key: &'static [u8]) -> Result<std::thread::JoinHandl
                 }
             };
             let p = d.protection_mut().expect("three-step has protection");
-            p.install_key(1, key, [0, 1, 2, 3]).expect("install");
+            p.install_key(1, key, (0..4).map(|i| Pid::new(i, 1)))
+                .expect("install");
             let _ = tx.send(Ok(()));
             let _ = d.run(std::future::pending()).await;
         });
@@ -213,7 +214,8 @@ fn same_key_daemons_form_a_ring_other_key_and_replays_are_dropped() {
 
     // A datagram sent twice from d3's configured address: the copy is dropped as a replay.
     let mut p3 = Protection::new(Codec::new(CLUSTER, 65_507), Pid::new(3, 1), Default::default());
-    p3.install_key(1, KEY, [0, 1, 2, 3]).expect("d3 key");
+    p3.install_key(1, KEY, (0..4).map(|i| Pid::new(i, 1)))
+        .expect("d3 key");
     let probe = Packet::Probe {
         ring: RingId {
             seq: 1,
