@@ -2,12 +2,14 @@
 //! hold the same epoch key and form a ring and exchange messages over sealed datagrams; d2
 //! holds another key for the same epoch and is rejected (`dropped_seal_unauthentic`); a
 //! datagram sent twice from a configured address (d3, played by the test) is dropped the
-//! second time (`dropped_seal_replay`).
+//! second time (`dropped_seal_replay`). Without an epoch key, daemons with signing keys form a
+//! ring over signed datagrams and refuse unknown signers and plaintext.
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ed25519_dalek::SigningKey;
 use sgc_crypto::pki;
 use sgc_daemon::admin::{self, Request, SendService};
 use sgc_daemon::config::{SecurityMode, SecuritySection};
@@ -68,9 +70,32 @@ fn config(dir: &Path, i: u16, base: u16) -> DaemonConfig {
     cfg
 }
 
+/// How a daemon's protection is set up before it runs.
+type Setup = fn(u16, &mut Protection);
+
+fn keyed(i: u16, p: &mut Protection) {
+    let key = if i == 2 { WRONG } else { KEY };
+    p.install_key(1, key, (0..4).map(|n| Pid::new(n, 1)))
+        .expect("install");
+}
+
+fn signing_key(i: u16) -> SigningKey {
+    SigningKey::from_bytes(&[u8::try_from(i).expect("small") + 1; 32])
+}
+
+/// Signing keys only (no epoch key): d0 and d1 know each other's verifying keys, nobody
+/// knows d2's.
+fn signed(i: u16, p: &mut Protection) {
+    p.set_signing_key(signing_key(i));
+    for n in [0, 1] {
+        p.add_peer_key(n, signing_key(n).verifying_key());
+    }
+}
+
 /// Start daemon `i` on its own thread; Err if it could not bind (port taken).
-fn spawn(cfg: DaemonConfig, key: &'static [u8]) -> Result<std::thread::JoinHandle<()>, String> {
+fn spawn(cfg: DaemonConfig, setup: Setup) -> Result<std::thread::JoinHandle<()>, String> {
     let (tx, rx) = std::sync::mpsc::channel();
+    let id = cfg.daemon.id;
     let t = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -85,8 +110,7 @@ fn spawn(cfg: DaemonConfig, key: &'static [u8]) -> Result<std::thread::JoinHandl
                 }
             };
             let p = d.protection_mut().expect("three-step has protection");
-            p.install_key(1, key, (0..4).map(|i| Pid::new(i, 1)))
-                .expect("install");
+            setup(id, p);
             let _ = tx.send(Ok(()));
             let _ = d.run(std::future::pending()).await;
         });
@@ -126,14 +150,14 @@ fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 
 /// Three daemons and a UDP socket for d3 on ports below the ephemeral range, retried
 /// elsewhere if one is taken.
-fn start() -> (Cluster, UdpSocket, DaemonConfig) {
-    let dir = std::env::temp_dir().join(format!("sgc-test-{}-sealed", std::process::id()));
+fn start(name: &str, slot: u32, setup: Setup) -> (Cluster, UdpSocket, DaemonConfig) {
+    let dir = std::env::temp_dir().join(format!("sgc-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     pki_for(&dir, 4);
     let mut last = String::new();
     for attempt in 0..20u32 {
-        let spread = (std::process::id() + attempt * 7919 + 51_329) % 700;
+        let spread = (std::process::id() + attempt * 7919 + slot * 51_329) % 700;
         let base = 20_000 + u16::try_from(spread).expect("small") * 16;
         let cfgs: Vec<DaemonConfig> = (0..4).map(|i| config(&dir, i, base)).collect();
         let Ok(sock) = UdpSocket::bind(cfgs[3].daemon.listen) else {
@@ -145,11 +169,11 @@ fn start() -> (Cluster, UdpSocket, DaemonConfig) {
             dir: dir.clone(),
         };
         let mut failed = false;
-        for (i, key) in [(0usize, KEY), (1, KEY), (2, WRONG)] {
-            match spawn(cfgs[i].clone(), key) {
+        for cfg in cfgs.iter().take(3) {
+            match spawn(cfg.clone(), setup) {
                 Ok(t) => {
                     cluster.threads.push(t);
-                    cluster.admins.push(cfgs[i].daemon.admin);
+                    cluster.admins.push(cfg.daemon.admin);
                 }
                 Err(e) => {
                     last = e;
@@ -176,7 +200,7 @@ fn start() -> (Cluster, UdpSocket, DaemonConfig) {
 
 #[test]
 fn same_key_daemons_form_a_ring_other_key_and_replays_are_dropped() {
-    let (cluster, sock, d3) = start();
+    let (cluster, sock, d3) = start("sealed", 1, keyed);
     let (a0, a1, a2) = (cluster.admins[0], cluster.admins[1], cluster.admins[2]);
 
     // d0 and d1 form a ring over sealed datagrams; d2's (another key) are dropped.
@@ -248,4 +272,51 @@ fn cluster_peer(cfg: &DaemonConfig, node: u16) -> std::net::SocketAddr {
         .find(|p| p.id == node)
         .map(|p| p.addr)
         .expect("peer")
+}
+
+/// The bootstrap rule: without an epoch key, daemons with signing keys form a ring over
+/// signed datagrams; a daemon whose key nobody knows is refused (`dropped_bad_signature`), and
+/// plaintext is refused once a daemon has a signing key (`dropped_plaintext`).
+#[test]
+fn without_a_key_daemons_form_a_ring_over_signed_datagrams() {
+    let (cluster, sock, d3) = start("signed", 2, signed);
+    let (a0, a1, a2) = (cluster.admins[0], cluster.admins[1], cluster.admins[2]);
+    wait_for("a ring of d0 and d1", 30, || {
+        members(&status(a0)) == ["d0", "d1"] && members(&status(a1)) == ["d0", "d1"]
+    });
+    wait_for("d2's datagrams to be refused", 30, || {
+        counter(&status(a0), "dropped_bad_signature") > 0
+    });
+    assert_eq!(members(&status(a2)), ["d2"]);
+    let _ = admin::call(a2, &Request::Shutdown, Duration::from_secs(2));
+    let before = status(a1)["delivered"].as_u64().unwrap_or(0);
+    admin::call(
+        a0,
+        &Request::Send {
+            count: 100,
+            size: 500,
+            service: SendService::Agreed,
+        },
+        Duration::from_secs(2),
+    )
+    .expect("send");
+    wait_for("100 deliveries at d1", 30, || {
+        status(a1)["delivered"].as_u64().unwrap_or(0) >= before + 100
+    });
+    // A plaintext datagram from a configured address is refused.
+    let plain = Codec::new(CLUSTER, 65_507).encode(
+        Pid::new(3, 1),
+        &Packet::Probe {
+            ring: RingId {
+                seq: 1,
+                rep: Pid::new(3, 1),
+            },
+        },
+    );
+    let target = cluster_peer(&d3, 0);
+    sock.send_to(&plain, target).expect("send");
+    wait_for("the plaintext datagram to be counted", 10, || {
+        counter(&status(a0), "dropped_plaintext") == 1
+    });
+    drop(cluster);
 }
