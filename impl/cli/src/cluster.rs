@@ -259,6 +259,7 @@ fn security_section(mode: SecurityMode, name: &str) -> SecuritySection {
         cert: Some(id.join(pki::CERT_FILE)),
         key: Some(id.join(pki::KEY_FILE)),
         policy: Some(up.join(POLICY_FILE)),
+        ..SecuritySection::default()
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `sgc bench tgdh [--group G] [--sizes 2,4,...] [--json]`: TGDH costs per event and size;
 //! - `sgc bench ring [--daemons 3] [--sizes 100,1000,10000] [--count N] [--senders S] [--json]`:
 //!   throughput, CPU per message, idle token rotation and failover of a local ring of daemons;
+//! - `sgc bench seal [--suite S] [--size B] [--json]`: Three-Step packet protection cost per suite;
 //! - `sgc demo`: a TGDH walk-through with real cryptography (join, leave, partition, merge,
 //!   refresh), printed as a timeline;
 //! - `sgc daemon --config FILE`: run one daemon (`--example-config` prints a configuration);
@@ -38,6 +39,7 @@ macro_rules! out {
 
 mod admin_cmd;
 mod bench_ring;
+mod bench_seal;
 mod bench_tgdh;
 mod ca_cmd;
 mod check_cmd;
@@ -112,6 +114,8 @@ enum BenchWhat {
     Tgdh(bench_tgdh::BenchArgs),
     /// Ring throughput, CPU per message, token rotation and failover of a local cluster.
     Ring(bench_ring::BenchArgs),
+    /// Three-Step packet protection: seal and open cost per suite, against plain encode/decode.
+    Seal(bench_seal::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -135,6 +139,9 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchWhat::Ring(args),
         } => bench_ring::run(&args),
+        Command::Bench {
+            what: BenchWhat::Seal(args),
+        } => bench_seal::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Daemon(args) => daemon_cmd::run(&args),
         Command::Cluster { cmd } => cluster::run(&cmd),

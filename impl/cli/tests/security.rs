@@ -398,6 +398,7 @@ fn s20_ca_commands_and_refused_key_permissions() {
         cert: Some(id.join("cert.pem")),
         key: Some(id.join("key.pem")),
         policy: Some(dir.join("policy.toml")),
+        ..Default::default()
     };
     std::fs::write(dir.join("policy.toml"), "").expect("policy");
     let cfg_path = dir.join("config.toml");

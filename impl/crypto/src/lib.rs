@@ -26,6 +26,9 @@
 //!
 //! The run-time group selection for the CLI is [`GroupChoice`].
 //!
+//! [`seal`]: Three-Step packet protection (AES-256-GCM, AES/Blowfish-CBC + HMAC-SHA1,
+//! HMAC-SHA1) with per-epoch keys derived from the servers' key and replay windows.
+//!
 //! [`pki`]: the deployment CA, daemon and client certificates (rcgen) and the mutual-TLS
 //! configurations (rustls) built from them.
 //!
@@ -38,6 +41,7 @@ pub mod ffdh;
 pub mod groups;
 pub mod jacobi;
 pub mod pki;
+pub mod seal;
 pub mod session;
 pub mod sign;
 pub mod x25519;

@@ -221,10 +221,10 @@ impl Default for ClientsSection {
 
 /// Which integrated-security variant the daemon runs (issue 6 §3).
 ///
-/// Only client authentication and access control exist so far: every mode other than `none`
-/// turns on mutual TLS on the client TCP port, uid identification on the Unix socket and the
-/// policy. The variants' data protection (daemon packet encryption, group keys, end-to-end
-/// client encryption) is not implemented yet and does not differ between the three.
+/// Every mode other than `none` turns on mutual TLS on the client TCP port, uid
+/// identification on the Unix socket and the policy. `three-step` also protects daemon↔daemon
+/// packets (`protection.rs`, `[security] transport_suite`) once keys are installed; group keys
+/// and end-to-end client encryption (the other two variants) are not implemented yet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SecurityMode {
@@ -281,6 +281,45 @@ pub struct SecuritySection {
     /// The access-control policy (TOML, `policy.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PathBuf>,
+    /// The cipher suite sealing daemon↔daemon packets in `three-step` mode.
+    #[serde(skip_serializing_if = "TransportSuite::is_default")]
+    pub transport_suite: TransportSuite,
+}
+
+/// `[security] transport_suite`: how `three-step` protects daemon↔daemon packets
+/// (`sgc_crypto::seal::Suite`, `docs/security.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransportSuite {
+    /// AES-256-GCM (default).
+    #[default]
+    #[serde(rename = "aes-256-gcm")]
+    Aes256Gcm,
+    /// AES-128-CBC + HMAC-SHA1.
+    #[serde(rename = "aes128-cbc-hmac-sha1")]
+    Aes128CbcHmacSha1,
+    /// Blowfish-CBC + HMAC-SHA1.
+    #[serde(rename = "blowfish-cbc-hmac-sha1")]
+    BlowfishCbcHmacSha1,
+    /// HMAC-SHA1 only (integrity, no confidentiality).
+    #[serde(rename = "hmac-sha1")]
+    HmacSha1,
+}
+
+impl TransportSuite {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The sealing suite.
+    pub const fn suite(self) -> sgc_crypto::seal::Suite {
+        use sgc_crypto::seal::Suite;
+        match self {
+            Self::Aes256Gcm => Suite::Aes256Gcm,
+            Self::Aes128CbcHmacSha1 => Suite::Aes128CbcHmacSha1,
+            Self::BlowfishCbcHmacSha1 => Suite::BlowfishCbcHmacSha1,
+            Self::HmacSha1 => Suite::HmacSha1,
+        }
+    }
 }
 
 /// What `[security]` names, loaded: the TLS server configuration and the policy.
@@ -426,11 +465,17 @@ impl DaemonConfig {
                 format!("must exceed the {chunk}-byte chunk header"),
             ));
         }
-        if p.saturating_add(DATA_PACKET_OVERHEAD) > r.max_datagram {
+        let overhead = DATA_PACKET_OVERHEAD
+            + if self.security.mode == SecurityMode::ThreeStep {
+                crate::protection::PROTECTION_OVERHEAD
+            } else {
+                0
+            };
+        if p.saturating_add(overhead) > r.max_datagram {
             return Err(invalid(
                 "window.packet_payload",
                 format!(
-                    "{p} + {DATA_PACKET_OVERHEAD} bytes of headers exceeds runtime.max_datagram ({})",
+                    "{p} + {overhead} bytes of headers exceeds runtime.max_datagram ({})",
                     r.max_datagram
                 ),
             ));
@@ -771,6 +816,45 @@ mod tests {
             Some(SecurityMode::OptimizedEvs)
         );
         assert_eq!(SecurityMode::from_name("x"), None);
+    }
+
+    #[test]
+    fn transport_suite_and_the_protected_datagram_bound() {
+        let t = text().replace("\n[security]\nmode = \"none\"\n", "\n");
+        let sec =
+            "\n[security]\nmode = \"three-step\"\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\npolicy = \"d\"\n";
+        let cfg = DaemonConfig::parse(&format!("{t}{sec}")).expect("valid");
+        assert_eq!(cfg.security.transport_suite, TransportSuite::Aes256Gcm);
+        assert!(
+            !cfg.to_toml().contains("transport_suite"),
+            "the default is not written"
+        );
+        for (name, suite) in [
+            ("aes-256-gcm", sgc_crypto::seal::Suite::Aes256Gcm),
+            ("aes128-cbc-hmac-sha1", sgc_crypto::seal::Suite::Aes128CbcHmacSha1),
+            (
+                "blowfish-cbc-hmac-sha1",
+                sgc_crypto::seal::Suite::BlowfishCbcHmacSha1,
+            ),
+            ("hmac-sha1", sgc_crypto::seal::Suite::HmacSha1),
+        ] {
+            let cfg = DaemonConfig::parse(&format!("{t}{sec}transport_suite = \"{name}\"\n")).expect(name);
+            assert_eq!(cfg.security.transport_suite.suite(), suite);
+            assert_eq!(suite.name(), name);
+            let back = DaemonConfig::parse(&cfg.to_toml()).expect("round trip");
+            assert_eq!(back.security.transport_suite, cfg.security.transport_suite);
+        }
+        let e = DaemonConfig::parse(&format!("{t}{sec}transport_suite = \"rot13\"\n")).unwrap_err();
+        assert!(e.to_string().contains("rot13"), "{e}");
+        // In three-step mode the payload must leave room for the protected formats.
+        let mut c = DaemonConfig::parse(&format!("{t}{sec}")).expect("valid");
+        c.runtime.max_datagram = 1472;
+        c.window.packet_payload = 1350;
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "window.packet_payload")
+        );
+        c.window.packet_payload = 1472 - DATA_PACKET_OVERHEAD - crate::protection::PROTECTION_OVERHEAD;
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!
 //! - [`config`]: the TOML file, validated with errors naming the key;
 //! - [`transport`]: the datagram codec and its rejections;
+//! - [`protection`]: Three-Step packet protection (sealed and signed datagram formats);
 //! - [`store`]: the durable record (incarnation, ring-seq high-water mark);
 //! - [`admin`]: the admin protocol, its server and a blocking client;
 //! - [`clients`]: client connections (TCP, mutual TLS and Unix socket): authentication,
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod clients;
 pub mod config;
 pub mod policy;
+pub mod protection;
 pub mod runtime;
 pub mod sessions;
 pub mod store;

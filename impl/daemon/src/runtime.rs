@@ -33,7 +33,8 @@ use sgc_model::ring::record::{Header, RECORD_VERSION, Recorder};
 
 use crate::admin::{self, Pending, Request, Response, RingStatus, SendService, Status};
 use crate::clients::{self, Channels, SessionCtl, SessionMsg};
-use crate::config::DaemonConfig;
+use crate::config::{DaemonConfig, SecurityMode};
+use crate::protection::{Protection, Wire};
 use crate::sessions::{RingSubmit, Sessions};
 use crate::store::{Store, StoreError};
 use crate::transport::Codec;
@@ -132,6 +133,9 @@ pub struct Runtime {
     machine: Daemon,
     store: Store,
     codec: Codec,
+    /// Three-Step packet protection (`security.mode = "three-step"`), keys installed by
+    /// [`Runtime::protection_mut`].
+    protection: Option<Protection>,
     sock: UdpSocket,
     admin: Option<TcpListener>,
     client_tcp: Option<TcpListener>,
@@ -208,8 +212,12 @@ impl Runtime {
         });
         let span = tracing::info_span!("daemon", name = %cfg.daemon.name, pid = %machine.me);
         let ring_span = tracing::info_span!(parent: &span, "ring", id = %machine.reg_ring);
+        let codec = Codec::new(&cfg.cluster, cfg.runtime.max_datagram);
+        let protection = (cfg.security.mode == SecurityMode::ThreeStep)
+            .then(|| Protection::new(codec.clone(), machine.me, cfg.security.transport_suite.suite()));
         Ok(Self {
-            codec: Codec::new(&cfg.cluster, cfg.runtime.max_datagram),
+            codec,
+            protection,
             peers: cfg.peers.iter().map(|p| (p.id, p.addr)).collect(),
             ring,
             machine,
@@ -237,6 +245,12 @@ impl Runtime {
             stopping: false,
             cfg,
         })
+    }
+
+    /// The packet protection of a `three-step` daemon: where the servers' key agreement
+    /// installs epoch keys and the daemon signing keys (`docs/security.md`).
+    pub fn protection_mut(&mut self) -> Option<&mut Protection> {
+        self.protection.as_mut()
     }
 
     /// Run until `shutdown` resolves or an admin `shutdown` request.
@@ -390,11 +404,21 @@ impl Runtime {
     /// Bytes from the network: an event, or a counted and logged drop.
     fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> Option<Event> {
         self.count("datagrams_in");
-        let (pid, pkt) = match self.codec.decode(bytes) {
+        let peers = &self.peers;
+        let decoded = match &mut self.protection {
+            Some(p) => p.decode(bytes, |pid| peers.get(&pid.node) == Some(&from)),
+            None => self.codec.decode(bytes),
+        };
+        let (pid, pkt) = match decoded {
             Ok(x) => x,
+            Err(crate::transport::DecodeError::UnknownSender) => {
+                self.count("dropped_unknown_sender");
+                warn!(%from, "dropped a datagram from an unknown sender address");
+                return None;
+            }
             Err(e) => {
                 self.count(&format!("dropped_{}", e.label()));
-                warn!(%from, error = %e, "dropped a malformed or foreign datagram");
+                warn!(%from, error = %e, "dropped a malformed, foreign or unauthentic datagram");
                 return None;
             }
         };
@@ -551,12 +575,30 @@ impl Runtime {
             });
             return;
         }
-        let bytes = self.codec.encode(self.machine.me, pkt);
-        self.send_to(to.node, &bytes).await;
+        if let Some(bytes) = self.encode_for(None, to.node, pkt) {
+            self.send_to(to.node, &bytes).await;
+        }
+    }
+
+    /// Encode `pkt` for `dest`: plaintext without protection, else in the format
+    /// `wire`, or else the one [`Protection::wire_for`] picks. `None` (counted) if sealing
+    /// failed.
+    fn encode_for(&mut self, wire: Option<Wire>, dest: NodeId, pkt: &Packet) -> Option<Vec<u8>> {
+        let Some(p) = &mut self.protection else {
+            return Some(self.codec.encode(self.machine.me, pkt));
+        };
+        let wire = wire.unwrap_or_else(|| p.wire_for(dest));
+        match p.encode(wire, pkt) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.count("send_seal_errors");
+                warn!(error = %e, "cannot protect a packet; not sent");
+                None
+            }
+        }
     }
 
     async fn broadcast(&mut self, pkt: &Packet) {
-        let bytes = self.codec.encode(self.machine.me, pkt);
         let others: Vec<NodeId> = self
             .ring
             .nodes
@@ -564,8 +606,22 @@ impl Runtime {
             .copied()
             .filter(|n| *n != self.machine.me.node)
             .collect();
+        // One encoding per protection format (all destinations alike without protection).
+        let mut groups: BTreeMap<Wire, Vec<NodeId>> = BTreeMap::new();
         for n in others {
-            self.send_to(n, &bytes).await;
+            let w = self.protection.as_ref().map_or(Wire::Plain, |p| p.wire_for(n));
+            groups.entry(w).or_default().push(n);
+        }
+        for (wire, nodes) in groups {
+            let Some(first) = nodes.first().copied() else {
+                continue;
+            };
+            let Some(bytes) = self.encode_for(Some(wire), first, pkt) else {
+                continue;
+            };
+            for n in nodes {
+                self.send_to(n, &bytes).await;
+            }
         }
     }
 

@@ -7,6 +7,9 @@
 //!  | SGCR | ver| 0  | cluster (u64) | node  | incarnation | postcard(Packet) ...
 //! ```
 //!
+//! This is version 1 (plaintext). Three-Step packet protection adds version 2 (sealed and
+//! signed datagrams), laid out and checked in [`crate::protection`].
+//!
 //! All integers are big-endian. The decoded size is bounded by the datagram size (checked
 //! against `runtime.max_datagram` before decoding; postcard allocates at most in proportion to
 //! its input), and trailing bytes are rejected.
@@ -45,6 +48,25 @@ pub enum DecodeError {
     /// The body decodes but leaves bytes over.
     #[error("{0} trailing bytes")]
     Trailing(usize),
+    /// A protected (version 2) datagram failed its checks (`protection.rs`).
+    #[error("sealed datagram refused: {0}")]
+    Seal(#[from] sgc_crypto::seal::SealError),
+    /// A plaintext (version 1) datagram where protection is required.
+    #[error("plaintext datagram refused: packet protection is on")]
+    Plaintext,
+    /// A protected datagram when this daemon runs without protection.
+    #[error("protected datagram while packet protection is off")]
+    Unexpected,
+    /// A signed (bootstrap) datagram whose signature does not verify, or from a daemon
+    /// whose verifying key is unknown.
+    #[error("bad or unverifiable signature")]
+    BadSignature,
+    /// A protected datagram of an unknown mode.
+    #[error("unknown protected mode {0}")]
+    BadMode(u8),
+    /// The claimed sender is not a configured daemon at the datagram's source address.
+    #[error("unknown sender")]
+    UnknownSender,
 }
 
 impl DecodeError {
@@ -57,7 +79,30 @@ impl DecodeError {
             Self::BadVersion(_) => "bad_version",
             Self::WrongCluster(_) => "wrong_cluster",
             Self::Undecodable(_) | Self::Trailing(_) => "undecodable",
+            Self::Seal(e) => seal_label(e),
+            Self::Plaintext => "plaintext",
+            Self::Unexpected => "unexpected_protected",
+            Self::BadSignature => "bad_signature",
+            Self::BadMode(_) => "bad_version",
+            Self::UnknownSender => "unknown_sender",
         }
+    }
+}
+
+const fn seal_label(e: &sgc_crypto::seal::SealError) -> &'static str {
+    use sgc_crypto::seal::SealError as E;
+    match e {
+        E::NoKey => "seal_no_key",
+        E::UnknownEpoch(_) => "seal_unknown_epoch",
+        E::FutureEpoch(_) => "seal_future_epoch",
+        E::WrongSuite { .. } | E::UnknownSuite(_) => "seal_wrong_suite",
+        E::Replay { .. } => "seal_replay",
+        E::TooOld { .. } => "seal_too_old",
+        E::Unauthentic => "seal_unauthentic",
+        E::Truncated => "seal_truncated",
+        E::BadPadding => "seal_bad_padding",
+        E::TooManySenders => "seal_too_many_senders",
+        _ => "seal_other",
     }
 }
 
@@ -128,13 +173,18 @@ impl Codec {
         }
         let node = u16::from_be_bytes([header[14], header[15]]);
         let inc = u32::from_be_bytes([header[16], header[17], header[18], header[19]]);
-        let (pkt, rest) =
-            postcard::take_from_bytes::<Packet>(body).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(DecodeError::Trailing(rest.len()));
-        }
-        Ok((Pid::new(node, inc), pkt))
+        Ok((Pid::new(node, inc), decode_body(body)?))
     }
+}
+
+/// Decode a whole body as one packet (no trailing bytes).
+pub(crate) fn decode_body(body: &[u8]) -> Result<Packet, DecodeError> {
+    let (pkt, rest) =
+        postcard::take_from_bytes::<Packet>(body).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Trailing(rest.len()));
+    }
+    Ok(pkt)
 }
 
 #[cfg(test)]
