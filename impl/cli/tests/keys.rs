@@ -26,7 +26,15 @@ fn up_secure(name: &str, n: u16, refresh_ms: Option<u64>) -> Cluster {
     let mut last = String::new();
     for _ in 0..3 {
         let mut cmd = Command::new(SGC);
-        cmd.args(["cluster", "up", "--daemons", &n.to_string(), "--security", "three-step", "--json"]);
+        cmd.args([
+            "cluster",
+            "up",
+            "--daemons",
+            &n.to_string(),
+            "--security",
+            "three-step",
+            "--json",
+        ]);
         if let Some(ms) = refresh_ms {
             cmd.args(["--refresh-ms", &ms.to_string()]);
         }
@@ -168,7 +176,10 @@ fn k10_group_keys_follow_views_partitions_and_merges() {
     let (_, ka4) = membership(&mut alice, &chat, "carol gone at alice", with(&["alice", "bob"]));
     let (_, kb4) = membership(&mut bob, &chat, "carol gone at bob", with(&["alice", "bob"]));
     assert_eq!(ka4.key_id, kb4.key_id);
-    assert!(![ka.key_id, ka3.key_id].contains(&ka4.key_id), "a leave changes the key");
+    assert!(
+        ![ka.key_id, ka3.key_id].contains(&ka4.key_id),
+        "a leave changes the key"
+    );
     drop(carol);
 
     // Partition d0 | d1 d2: each side gets its own servers' key and group keys.
@@ -216,7 +227,9 @@ fn k20_a_refresh_is_an_artificial_membership_with_a_new_key() {
     alice.join(&g).expect("join");
     bob.join(&g).expect("join");
     let (m0, k0) = membership(&mut alice, &g, "both at alice", with(&["alice", "bob"]));
-    let (m1, k1) = membership(&mut alice, &g, "a refresh", |m, k| k.artificial && m.members.len() == 2);
+    let (m1, k1) = membership(&mut alice, &g, "a refresh", |m, k| {
+        k.artificial && m.members.len() == 2
+    });
     assert_eq!(m1.gid, m0.gid, "same group view");
     assert_eq!(m1.members, m0.members);
     assert_ne!(k1.key_id, k0.key_id, "a new key");

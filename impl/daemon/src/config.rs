@@ -215,10 +215,11 @@ impl Default for ClientsSection {
 
 /// Which integrated-security variant the daemon runs (issue 6 §3).
 ///
-/// Only client authentication and access control exist so far: every mode other than `none`
-/// turns on mutual TLS on the client TCP port, uid identification on the Unix socket and the
-/// policy. The variants' data protection (daemon packet encryption, group keys, end-to-end
-/// client encryption) is not implemented yet and does not differ between the three.
+/// Every mode other than `none` turns on mutual TLS on the client TCP port, uid
+/// identification on the Unix socket, the policy, and the servers' key agreement with group
+/// keys delivered in memberships (`crate::keys`). The variants' data protection (daemon packet
+/// encryption, end-to-end client encryption) is not implemented yet and does not differ
+/// between the three.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SecurityMode {

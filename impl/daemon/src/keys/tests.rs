@@ -94,7 +94,7 @@ fn three_daemons_agree_and_forged_messages_are_counted() {
         signature: Ed25519Signature::from_bytes(sig),
     };
     // 2. signed with a key that is not daemon 0's
-    let stranger = sgc_crypto::SignatureDirectory::deterministic(1);
+    let stranger = SignatureDirectory::deterministic(1);
     let bytes = msg.message.signing_bytes().expect("encodes");
     let impostor = Signed {
         message: msg.message.clone(),
