@@ -6,12 +6,14 @@
 //!   leave change it; after a partition the two sides have different key ids, after the merge
 //!   they agree again; every daemon reports the same servers' key id (and never the key).
 //! - k20: a servers' key refresh (`--refresh-ms`) reaches a client as an artificial membership:
-//!   same members and view, a new key id.
+//!   same members and view, a new key id; `sgc user --json` shows `key_id` (and `artificial`)
+//!   on membership events, never the key.
 
 mod common;
 
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Cluster, Info, SGC, WAIT, test_dir};
@@ -242,4 +244,49 @@ fn k20_a_refresh_is_an_artificial_membership_with_a_new_key() {
     let st = c.status("d0").and_then(|s| s.keys).expect("keys status");
     assert!(st.epoch_refresh.unwrap_or(0) >= 1, "{st:?}");
     assert!(st.artificial_memberships >= 1, "{st:?}");
+
+    // `sgc user --json` shows the key id of every membership (and refreshes), never the key.
+    let mut user = Command::new(SGC)
+        .args(["user", "--json", "--name", "carol", "--daemon"])
+        .arg(c.d("d1").client.to_string())
+        .arg("--identity")
+        .arg(identity(&c, "carol"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sgc user");
+    let mut stdin = user.stdin.take().expect("stdin");
+    let stdout = user.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    writeln!(stdin, "join refresh").expect("write");
+    let deadline = Instant::now() + WAIT;
+    let (mut keyed, mut artificial) = (None, false);
+    while Instant::now() < deadline && !(keyed.is_some() && artificial) {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
+        if v["event"] == "membership" {
+            let id = v["key_id"].as_str().expect("key_id on a membership").to_owned();
+            assert_eq!(id.len(), 16, "{line}");
+            assert!(v.get("key").is_none(), "{line}");
+            artificial |= v["artificial"] == true;
+            keyed = Some(id);
+        }
+    }
+    assert!(
+        keyed.is_some() && artificial,
+        "sgc user: key ids {keyed:?}, refresh seen {artificial}"
+    );
+    drop(stdin);
+    let _ = user.kill();
+    let _ = user.wait();
 }
