@@ -108,6 +108,18 @@ pub fn run(args: &AdminArgs) -> Result<ExitCode, CliError> {
             s.clients.sessions,
             s.clients.groups
         );
+        if let Some(k) = &s.keys {
+            println!(
+                "  servers' key: {} epoch {}.{} id {} ({} agreements, {}){}",
+                k.tgdh_group,
+                k.epoch_view.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+                k.epoch_refresh.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+                k.key_id.as_deref().unwrap_or("-"),
+                k.agreements,
+                k.group_key_mac,
+                if k.holding { ", holding client events" } else { "" }
+            );
+        }
     } else {
         println!(
             "{}",

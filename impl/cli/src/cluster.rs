@@ -13,7 +13,9 @@
 //! bob, carol and the current user's uid (`uid:N`, for the local Unix socket) join, send to and
 //! receive from every group — mallory has a valid certificate and no rights. The JSON output
 //! then has `"security": MODE` and `"identities": {"NAME": DIR, ...}`; an existing CA in the
-//! directory is reused.
+//! directory is reused. Each daemon's identity directory also holds its Ed25519 TGDH signing
+//! key (`sign.key`, 0600, named by `security.sign_key`) and `sign.pub`, which every daemon's
+//! configuration lists as `peers[i].sign_pub`; `--refresh-ms` sets `security.refresh_ms`.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
-use sgc_crypto::pki;
+use sgc_crypto::{pki, sign_key};
 use sgc_daemon::DaemonConfig;
 use sgc_daemon::admin::{self, Request};
 use sgc_daemon::config::{SecurityMode, SecuritySection};
@@ -69,6 +71,11 @@ pub struct UpArgs {
     /// `sgc conformance live`.
     #[arg(long)]
     record: bool,
+    /// With --security: refresh the servers' key every this many milliseconds (0: never;
+    /// default: the daemon's, one hour). Each refresh gives every client group a new key,
+    /// delivered as an artificial membership change.
+    #[arg(long, value_name = "MS")]
+    refresh_ms: Option<u64>,
 }
 
 /// Client identities `up --security` creates; the last has no rights in the policy.
@@ -216,13 +223,13 @@ fn make_credentials(dir: &Path, daemons: u16) -> Result<BTreeMap<String, PathBuf
     let sans = ["127.0.0.1".to_owned(), "localhost".to_owned()];
     for i in 0..daemons {
         let name = format!("d{i}");
-        if !ca
-            .join(pki::Role::Daemon.subdir())
-            .join(&name)
-            .join(pki::KEY_FILE)
-            .exists()
-        {
+        let id = ca.join(pki::Role::Daemon.subdir()).join(&name);
+        if !id.join(pki::KEY_FILE).exists() {
             pki::issue(&ca, pki::Role::Daemon, &name, &sans).map_err(fail)?;
+        }
+        if !id.join(sign_key::SIGN_KEY_FILE).exists() {
+            // A CA directory made before daemons had signing keys.
+            sign_key::write_signing_key(&id).map_err(fail)?;
         }
     }
     let mut identities = BTreeMap::new();
@@ -247,20 +254,37 @@ fn make_credentials(dir: &Path, daemons: u16) -> Result<BTreeMap<String, PathBuf
 }
 
 /// `[security]` of daemon `name`, with paths relative to its config file (`DIR/name/`).
-fn security_section(mode: SecurityMode, name: &str) -> SecuritySection {
+fn security_section(mode: SecurityMode, name: &str, refresh_ms: Option<u64>) -> SecuritySection {
     if mode == SecurityMode::None {
         return SecuritySection::default();
     }
     let up = Path::new("..");
     let id = up.join(PKI_DIR).join(pki::Role::Daemon.subdir()).join(name);
+    let default = SecuritySection::default();
     SecuritySection {
         mode,
         ca: Some(up.join(PKI_DIR).join(pki::CA_CERT)),
         cert: Some(id.join(pki::CERT_FILE)),
         key: Some(id.join(pki::KEY_FILE)),
         policy: Some(up.join(POLICY_FILE)),
-        ..SecuritySection::default()
+        sign_key: Some(id.join(sign_key::SIGN_KEY_FILE)),
+        refresh_ms: refresh_ms.unwrap_or(default.refresh_ms),
+        ..default
     }
+}
+
+/// Every daemon's TGDH verifying key, listed in the peers of each configuration.
+fn list_sign_keys(cfg: &mut DaemonConfig, dir: &Path) -> Result<(), CliError> {
+    for p in &mut cfg.peers {
+        let file = dir
+            .join(PKI_DIR)
+            .join(pki::Role::Daemon.subdir())
+            .join(&p.name)
+            .join(sign_key::SIGN_PUB_FILE);
+        let key = sign_key::read_public_key(&file).map_err(|e| CliError::Output(e.to_string()))?;
+        p.sign_pub = Some(sign_key::to_hex(&key));
+    }
+    Ok(())
 }
 
 fn start_all(
@@ -273,8 +297,11 @@ fn start_all(
 ) -> Result<(), CliError> {
     for i in 0..args.daemons {
         let mut cfg = DaemonConfig::local(&args.cluster, args.daemons, i, base);
-        cfg.security = security_section(mode, &cfg.daemon.name);
+        cfg.security = security_section(mode, &cfg.daemon.name, args.refresh_ms);
         cfg.runtime.record = args.record;
+        if mode != SecurityMode::None {
+            list_sign_keys(&mut cfg, dir)?;
+        }
         let ddir = dir.join(&cfg.daemon.name);
         std::fs::create_dir_all(&ddir).map_err(io_err("cannot create", &ddir))?;
         let cfg_path = ddir.join("config.toml");

@@ -10,13 +10,16 @@
 //!
 //! `--vs` runs the session through the flush layer instead ([`crate::user_vs`]: closed groups,
 //! VS views, `flush_request` events; `--manual-flush` leaves the answer to `flush_ok G`).
+//! With integrated security on, every membership event also shows the id of the group key of
+//! its view (`"key_id": "16 hex digits"`, and `"artificial": true` for a servers' key refresh
+//! delivered as an artificial membership change); the key itself is never printed.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
-use sgc_client::{Client, ClientError, Endpoint};
+use sgc_client::{Client, ClientError, Endpoint, GroupKeyInfo};
 use sgc_model::groups::{ClientEvent, ClientReq, ConnectRefusal, Multicast};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -79,11 +82,27 @@ pub(crate) struct Printer {
 }
 
 impl Printer {
-    fn event(&self, ev: &ClientEvent) {
+    /// Print an event; a membership shows the id of the group key that came with it (with
+    /// security on), never the key.
+    fn event(&self, ev: &ClientEvent, key: Option<&GroupKeyInfo>) {
+        let key = key.filter(|_| matches!(ev, ClientEvent::Membership(_)));
         if self.json {
-            out!("{}", event_json(ev));
+            let mut v = event_json(ev);
+            if let (Some(k), Some(obj)) = (key, v.as_object_mut()) {
+                obj.insert("key_id".into(), format!("{:016x}", k.key_id).into());
+                obj.insert("artificial".into(), k.artificial.into());
+            }
+            out!("{v}");
         } else {
-            out!("{}", event_text(ev));
+            match key {
+                Some(k) => out!(
+                    "{} key {:016x}{}",
+                    event_text(ev),
+                    k.key_id,
+                    if k.artificial { " (refresh)" } else { "" }
+                ),
+                None => out!("{}", event_text(ev)),
+            }
         }
     }
 
@@ -114,7 +133,13 @@ async fn session(ep: &Endpoint, args: &UserArgs) -> Result<ExitCode, CliError> {
         let wake = pause;
         tokio::select! {
             ev = client.recv() => match ev {
-                Ok(ev) => p.event(&ev),
+                Ok(ev) => {
+                    let key = match &ev {
+                        ClientEvent::Membership(m) => client.group_key(&m.group),
+                        _ => None,
+                    };
+                    p.event(&ev, key);
+                }
                 Err(e) => return Ok(gone(&p, &e)),
             },
             () = async { if let Some(t) = wake { tokio::time::sleep_until(t).await } }, if wake.is_some() => {

@@ -398,8 +398,11 @@ fn s20_ca_commands_and_refused_key_permissions() {
         cert: Some(id.join("cert.pem")),
         key: Some(id.join("key.pem")),
         policy: Some(dir.join("policy.toml")),
-        ..Default::default()
+        sign_key: Some(id.join("sign.key")),
+        ..sgc_daemon::config::SecuritySection::default()
     };
+    let sign_pub = std::fs::read_to_string(id.join("sign.pub")).expect("sign.pub");
+    cfg.peers[0].sign_pub = Some(sign_pub.trim().to_owned());
     std::fs::write(dir.join("policy.toml"), "").expect("policy");
     let cfg_path = dir.join("config.toml");
     std::fs::write(&cfg_path, cfg.to_toml()).expect("config");

@@ -93,6 +93,11 @@ impl Client {
         self.rt.block_on(self.inner.flush())
     }
 
+    /// The group key of the last membership of `group` (see [`crate::Client::group_key`]).
+    pub fn group_key(&self, group: &GroupName) -> Option<&sgc_wire::GroupKeyInfo> {
+        self.inner.group_key(group)
+    }
+
     /// The next event, waiting as long as it takes.
     pub fn recv(&mut self) -> Result<ClientEvent, ClientError> {
         self.rt.block_on(self.inner.recv())

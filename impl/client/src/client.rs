@@ -1,12 +1,14 @@
 //! The async client: [`Client`] (connect, requests, events), and its halves [`Sender`]
 //! (cloneable, batched writes through the outbox) and [`Receiver`] (decodes events).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sgc_model::groups::{ClientEvent, ClientReq, ClientService, GroupName, PrivateName, Target};
 use sgc_wire::{
-    DataRef, FrameDecoder, Hello, ToClient, ToClientRef, Version, encode_hello, encode_req, encode_send,
+    DataRef, FrameDecoder, GroupKeyInfo, Hello, ToClient, ToClientRef, Version, encode_hello, encode_req,
+    encode_send,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -67,9 +69,15 @@ impl Drop for SenderInner {
 }
 
 /// The receiving half of a client.
+///
+/// With integrated security on, the daemon sends each membership with the group key of its
+/// view (KEYED_MEMBERSHIP, `docs/protocol.md`): [`Receiver::recv`] returns the membership as a
+/// [`ClientEvent::Membership`] and keeps the key, which [`Receiver::group_key`] then returns
+/// (until the next membership of that group, or the session's leave).
 pub struct Receiver {
     read: ReadHalf,
     dec: FrameDecoder<ToClient>,
+    keys: BTreeMap<GroupName, GroupKeyInfo>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -97,6 +105,7 @@ impl Client {
         let mut rx = Receiver {
             read,
             dec: FrameDecoder::new(),
+            keys: BTreeMap::new(),
         };
         let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, rx.next_frame())
             .await
@@ -105,7 +114,9 @@ impl Client {
             ToClient::Accept(a) => a,
             ToClient::Refuse(why) => return Err(ClientError::Refused(why)),
             ToClient::Closing(why) => return Err(ClientError::Closed(why)),
-            ToClient::Event(_) => return Err(ClientError::UnexpectedFrame("event before accept")),
+            ToClient::Event(_) | ToClient::KeyedMembership(..) => {
+                return Err(ClientError::UnexpectedFrame("event before accept"));
+            }
         };
         Version::check_compatible(accept.version).map_err(ClientError::Wire)?;
         let out = Arc::new(Outbox::default());
@@ -195,6 +206,12 @@ impl Client {
     /// The next event. Cancel-safe: usable in `tokio::select!`.
     pub async fn recv(&mut self) -> Result<ClientEvent, ClientError> {
         self.rx.recv().await
+    }
+
+    /// The group key that came with the last membership of `group` (integrated security), if
+    /// any: its id, key view and bytes. See [`Receiver::group_key`].
+    pub fn group_key(&self, group: &GroupName) -> Option<&GroupKeyInfo> {
+        self.rx.group_key(group)
     }
 
     /// Zero-copy receive (see [`Receiver::recv_with`]).
@@ -289,7 +306,15 @@ impl Receiver {
     /// See [`Client::recv`].
     pub async fn recv(&mut self) -> Result<ClientEvent, ClientError> {
         match self.next_frame().await? {
-            ToClient::Event(ev) => Ok(ev),
+            ToClient::Event(ev) => {
+                self.note(&ev, None);
+                Ok(ev)
+            }
+            ToClient::KeyedMembership(m, k) => {
+                let ev = ClientEvent::Membership(m);
+                self.note(&ev, Some(k));
+                Ok(ev)
+            }
             ToClient::Closing(why) => Err(ClientError::Closed(why)),
             ToClient::Accept(_) | ToClient::Refuse(_) => {
                 Err(ClientError::UnexpectedFrame("handshake answer"))
@@ -302,12 +327,21 @@ impl Receiver {
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(EventRef<'_>) -> R) -> Result<R, ClientError> {
         let mut f = Some(f);
         loop {
+            let keys = &mut self.keys;
             let step = self
                 .dec
                 .next_frame_ref(|fr| {
                     let ev = match fr {
                         ToClientRef::Data(d) => EventRef::Data(d),
-                        ToClientRef::Owned(ToClient::Event(ev)) => EventRef::Other(ev),
+                        ToClientRef::Owned(ToClient::Event(ev)) => {
+                            note_key(keys, &ev, None);
+                            EventRef::Other(ev)
+                        }
+                        ToClientRef::Owned(ToClient::KeyedMembership(m, k)) => {
+                            let ev = ClientEvent::Membership(m);
+                            note_key(keys, &ev, Some(k));
+                            EventRef::Other(ev)
+                        }
                         ToClientRef::Owned(ToClient::Closing(why)) => return Err(ClientError::Closed(why)),
                         ToClientRef::Owned(ToClient::Accept(_) | ToClient::Refuse(_)) => {
                             return Err(ClientError::UnexpectedFrame("handshake answer"));
@@ -324,6 +358,15 @@ impl Receiver {
             }
             self.read_more().await?;
         }
+    }
+
+    /// The group key of the last membership of `group`, if it came with one.
+    pub fn group_key(&self, group: &GroupName) -> Option<&GroupKeyInfo> {
+        self.keys.get(group)
+    }
+
+    fn note(&mut self, ev: &ClientEvent, key: Option<GroupKeyInfo>) {
+        note_key(&mut self.keys, ev, key);
     }
 
     async fn read_more(&mut self) -> Result<(), ClientError> {
@@ -346,6 +389,22 @@ impl Receiver {
             }
             self.read_more().await?;
         }
+    }
+}
+
+/// Track the key of each group from its memberships and leaves.
+fn note_key(keys: &mut BTreeMap<GroupName, GroupKeyInfo>, ev: &ClientEvent, key: Option<GroupKeyInfo>) {
+    match (ev, key) {
+        (ClientEvent::Membership(m), Some(k)) => {
+            keys.insert(m.group.clone(), k);
+        }
+        (ClientEvent::Membership(m), None) => {
+            keys.remove(&m.group);
+        }
+        (ClientEvent::SelfLeave(g), _) => {
+            keys.remove(g);
+        }
+        _ => {}
     }
 }
 

@@ -44,6 +44,7 @@ pub use client::{Client, EventRef, HANDSHAKE_TIMEOUT, Receiver, Sender};
 pub use endpoint::{Endpoint, EndpointParseError};
 pub use error::ClientError;
 use sgc_model::groups::{ClientEvent, ClientReq};
+pub use sgc_wire::GroupKeyInfo;
 
 /// What a layer above the daemon connection (the VS flush layer) needs: send a request in
 /// order, receive the next SP-level event.

@@ -28,6 +28,8 @@
 //!
 //! [`seal`]: Three-Step packet protection (AES-256-GCM, AES/Blowfish-CBC + HMAC-SHA1,
 //! HMAC-SHA1) with per-epoch keys derived from the servers' key and replay windows.
+//! [`group_key`]: the HMAC providers of the client group keys `K(g, v)` (integrated security);
+//! [`sign_key`]: the daemons' Ed25519 TGDH signing key files.
 //!
 //! [`pki`]: the deployment CA, daemon and client certificates (rcgen) and the mutual-TLS
 //! configurations (rustls) built from them.
@@ -38,12 +40,14 @@
 
 pub mod choice;
 pub mod ffdh;
+pub mod group_key;
 pub mod groups;
 pub mod jacobi;
 pub mod pki;
 pub mod seal;
 pub mod session;
 pub mod sign;
+pub mod sign_key;
 pub mod x25519;
 
 mod bytes_serde;
@@ -54,6 +58,7 @@ mod secret;
 pub use choice::GroupChoice;
 pub use ed25519_dalek::VerifyingKey;
 pub use ffdh::{FfdhProvider, FfdhPublic};
+pub use group_key::{GroupKey, GroupKeyAlg, HmacGroupKeys};
 pub use groups::{FfdhGroup, FfdhParams, UnknownGroup};
 pub use jacobi::jacobi;
 pub use secret::NodeSecret;

@@ -7,6 +7,7 @@
 //!        └─► DIR/clients/alice/{key.pem (0600), cert.pem, ca.pem}   CN = SAN = alice, signed by ca.key
 //!  sgc ca issue --dir DIR --daemon d0 [--san 127.0.0.1 ...]
 //!        └─► DIR/daemons/d0/{key.pem (0600), cert.pem, ca.pem}      CN = d0, SAN = d0 + --san values
+//!                           + {sign.key (0600), sign.pub}             Ed25519 TGDH signing key (sign_key.rs)
 //! ```
 //!
 //! An *identity directory* (`clients/NAME`, `daemons/NAME`) holds everything one party needs:
@@ -85,12 +86,20 @@ pub enum PkiError {
     /// Certificate generation or parsing failed.
     #[error("certificate: {0}")]
     Cert(String),
+    /// A key file's content is not what it should be.
+    #[error("{path}: {why}")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: &'static str,
+    },
     /// The TLS configuration could not be built from the credentials.
     #[error("tls configuration: {0}")]
     Tls(String),
 }
 
-fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+pub(crate) fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
     move |source| PkiError::Io {
         path: path.to_owned(),
         source,
@@ -130,7 +139,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Write `data` to a new file with `mode`; an existing file is an error.
-fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -243,6 +252,9 @@ pub fn issue(ca_dir: &Path, role: Role, name: &str, extra_sans: &[String]) -> Re
     write_new(&dir.join(KEY_FILE), key.serialize_pem().as_bytes(), 0o600)?;
     write_new(&dir.join(CERT_FILE), cert.pem().as_bytes(), 0o644)?;
     write_new(&dir.join(CA_FILE), ca_pem.as_bytes(), 0o644)?;
+    if role == Role::Daemon {
+        crate::sign_key::write_signing_key(&dir)?;
+    }
     Ok(dir)
 }
 

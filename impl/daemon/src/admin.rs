@@ -152,6 +152,9 @@ pub struct Status {
     pub machine: serde_json::Value,
     /// Client sessions and groups.
     pub clients: ClientsStatus,
+    /// Integrated security: the servers' key (epoch, id; never the key) and group keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<crate::keys::KeysStatus>,
 }
 
 /// The client part of a [`Status`].

@@ -63,6 +63,10 @@ pub struct Peer {
     pub name: String,
     /// Its UDP ring address.
     pub addr: SocketAddr,
+    /// Its Ed25519 TGDH verifying key, 64 hex digits (the `sign.pub` of its identity
+    /// directory); required for every peer when `security.mode` is not `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_pub: Option<String>,
 }
 
 /// This daemon's identity and addresses.
@@ -222,9 +226,10 @@ impl Default for ClientsSection {
 /// Which integrated-security variant the daemon runs (issue 6 §3).
 ///
 /// Every mode other than `none` turns on mutual TLS on the client TCP port, uid
-/// identification on the Unix socket and the policy. `three-step` also protects daemon↔daemon
-/// packets (`protection.rs`, `[security] transport_suite`) once keys are installed; group keys
-/// and end-to-end client encryption (the other two variants) are not implemented yet.
+/// identification on the Unix socket, the policy, and the servers' key agreement with group
+/// keys delivered in memberships (`crate::keys`). `three-step` also protects daemon↔daemon
+/// packets (`protection.rs`, `[security] transport_suite`) under keys derived from the servers'
+/// key; end-to-end client encryption (the other two variants) is not implemented yet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SecurityMode {
@@ -264,7 +269,7 @@ impl SecurityMode {
 }
 
 /// `[security]`: identities, client authentication and access control (`docs/security.md`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecuritySection {
     /// The variant; anything but `none` requires `ca`, `cert`, `key` and `policy`.
@@ -281,6 +286,23 @@ pub struct SecuritySection {
     /// The access-control policy (TOML, `policy.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PathBuf>,
+    /// This daemon's Ed25519 TGDH signing key (`sign.key` of its identity directory, 64 hex
+    /// digits, mode 0600 or stricter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_key: Option<PathBuf>,
+    /// The MAC of the client group keys: `hmac-sha256` (default) or `hmac-sha1` (the paper's).
+    #[serde(skip_serializing_if = "default_mac")]
+    pub group_key_mac: String,
+    /// The DH group of the servers' TGDH: `ffdhe2048` (default), `ffdhe3072`, `modp2048`,
+    /// `x25519`.
+    #[serde(skip_serializing_if = "default_group")]
+    pub tgdh_group: String,
+    /// Refresh the servers' key when it is this many milliseconds old (0: never).
+    #[serde(skip_serializing_if = "default_refresh_ms")]
+    pub refresh_ms: u64,
+    /// Refresh the servers' key after this many bytes of client data (0: never).
+    #[serde(skip_serializing_if = "default_refresh_bytes")]
+    pub refresh_bytes: u64,
     /// The cipher suite sealing daemon↔daemon packets in `three-step` mode.
     #[serde(skip_serializing_if = "TransportSuite::is_default")]
     pub transport_suite: TransportSuite,
@@ -322,15 +344,67 @@ impl TransportSuite {
     }
 }
 
-/// What `[security]` names, loaded: the TLS server configuration and the policy.
+/// Default `security.refresh_ms`: one hour.
+pub const DEFAULT_REFRESH_MS: u64 = 3_600_000;
+/// Default `security.refresh_bytes`: 1 GiB.
+pub const DEFAULT_REFRESH_BYTES: u64 = 1 << 30;
+
+fn default_mac(v: &str) -> bool {
+    v == sgc_crypto::GroupKeyAlg::default().name()
+}
+fn default_group(v: &str) -> bool {
+    v == sgc_crypto::GroupChoice::default().name()
+}
+const fn default_refresh_ms(v: &u64) -> bool {
+    *v == DEFAULT_REFRESH_MS
+}
+const fn default_refresh_bytes(v: &u64) -> bool {
+    *v == DEFAULT_REFRESH_BYTES
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        Self {
+            mode: SecurityMode::None,
+            ca: None,
+            cert: None,
+            key: None,
+            policy: None,
+            sign_key: None,
+            group_key_mac: sgc_crypto::GroupKeyAlg::default().name().to_owned(),
+            tgdh_group: sgc_crypto::GroupChoice::default().name().to_owned(),
+            refresh_ms: DEFAULT_REFRESH_MS,
+            refresh_bytes: DEFAULT_REFRESH_BYTES,
+            transport_suite: TransportSuite::default(),
+        }
+    }
+}
+
+/// What `[security]` names, loaded: the TLS server configuration, the policy and the servers'
+/// key agreement material.
 #[derive(Debug)]
 pub struct SecurityMaterial {
+    /// The servers' TGDH and group keys configuration.
+    pub keys: KeysMaterial,
     /// Mutual-TLS server configuration for the client TCP port.
     pub tls: std::sync::Arc<sgc_crypto::pki::ServerConfig>,
     /// The access-control policy.
     pub policy: crate::policy::Policy,
     /// The identity (CN) of the daemon's own certificate.
     pub identity: String,
+}
+
+/// The servers' key agreement material (`docs/security.md`).
+#[derive(Debug)]
+pub struct KeysMaterial {
+    /// This daemon's signing key and every peer's verifying key (TGDH member `daemon{id}`).
+    pub signatures: sgc_crypto::SignatureDirectory,
+    /// The group key MAC.
+    pub mac: sgc_crypto::GroupKeyAlg,
+    /// The DH group of the servers' TGDH.
+    pub group: sgc_crypto::GroupChoice,
+    /// The refresh policy.
+    pub policy: sgc_model::keys::RefreshPolicy,
 }
 
 /// The whole configuration file.
@@ -380,9 +454,15 @@ impl DaemonConfig {
         }
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         let sec = &mut cfg.security;
-        for p in [&mut sec.ca, &mut sec.cert, &mut sec.key, &mut sec.policy]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut sec.ca,
+            &mut sec.cert,
+            &mut sec.key,
+            &mut sec.policy,
+            &mut sec.sign_key,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -563,6 +643,7 @@ impl DaemonConfig {
             ("security.cert", &s.cert),
             ("security.key", &s.key),
             ("security.policy", &s.policy),
+            ("security.sign_key", &s.sign_key),
         ] {
             match v {
                 None => {
@@ -575,7 +656,82 @@ impl DaemonConfig {
                 Some(_) => {}
             }
         }
+        if s.group_key_mac.parse::<sgc_crypto::GroupKeyAlg>().is_err() {
+            return Err(invalid("security.group_key_mac", "use hmac-sha256 or hmac-sha1"));
+        }
+        if s.tgdh_group.parse::<sgc_crypto::GroupChoice>().is_err() {
+            return Err(invalid(
+                "security.tgdh_group",
+                "use ffdhe2048, ffdhe3072, modp2048 or x25519",
+            ));
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            match &p.sign_pub {
+                None => {
+                    return Err(invalid(
+                        format!("peers[{i}].sign_pub"),
+                        format!("required when security.mode = \"{}\"", s.mode.name()),
+                    ));
+                }
+                Some(h) if sgc_crypto::sign_key::from_hex(h).is_none() => {
+                    return Err(invalid(format!("peers[{i}].sign_pub"), "expected 64 hex digits"));
+                }
+                Some(_) => {}
+            }
+        }
         Ok(())
+    }
+
+    /// The servers' key agreement material: the signing key named by `security.sign_key`
+    /// (loose permissions refused) and the peers' `sign_pub` keys.
+    fn load_keys(&self) -> Result<KeysMaterial, ConfigError> {
+        use sgc_crypto::{Identity, SignatureDirectory, sign_key};
+        use sgc_model::keys::engine::server_member;
+        let s = &self.security;
+        let path = s
+            .sign_key
+            .clone()
+            .ok_or_else(|| invalid("security.sign_key", "required when security is on"))?;
+        let secret =
+            sign_key::read_signing_key(&path).map_err(|e| invalid("security.sign_key", e.to_string()))?;
+        let me = Identity::from_secret_bytes(server_member(self.daemon.id), &secret);
+        let mut signatures = SignatureDirectory::new();
+        for (i, p) in self.peers.iter().enumerate() {
+            let key = p
+                .sign_pub
+                .as_deref()
+                .and_then(sign_key::from_hex)
+                .ok_or_else(|| invalid(format!("peers[{i}].sign_pub"), "expected 64 hex digits"))?;
+            signatures
+                .add_verifying_key_bytes(server_member(p.id), &key)
+                .map_err(|e| invalid(format!("peers[{i}].sign_pub"), e.to_string()))?;
+        }
+        let mine = signatures.verifying_key(me.id()).copied();
+        if mine != Some(me.verifying_key()) {
+            return Err(invalid(
+                "security.sign_key",
+                "does not match this daemon's peers entry sign_pub",
+            ));
+        }
+        signatures.add_identity(me);
+        let nonzero = |v: u64| (v > 0).then_some(v);
+        Ok(KeysMaterial {
+            signatures,
+            mac: s
+                .group_key_mac
+                .parse()
+                .map_err(|e: sgc_crypto::group_key::UnknownGroupKeyAlg| {
+                    invalid("security.group_key_mac", e.to_string())
+                })?,
+            group: s
+                .tgdh_group
+                .parse()
+                .map_err(|e: sgc_crypto::UnknownGroup| invalid("security.tgdh_group", e.to_string()))?,
+            policy: sgc_model::keys::RefreshPolicy {
+                max_age_ms: nonzero(s.refresh_ms),
+                max_bytes: nonzero(s.refresh_bytes),
+            },
+        })
     }
 
     /// Load the CA, certificate, key and policy named by `[security]`; `None` when the mode
@@ -611,7 +767,9 @@ impl DaemonConfig {
         let tls = pki::server_config(&creds).map_err(|e| invalid("security.cert", e.to_string()))?;
         let policy =
             crate::policy::Policy::load(&policy).map_err(|e| invalid("security.policy", e.to_string()))?;
+        let keys = self.load_keys()?;
         Ok(Some(SecurityMaterial {
+            keys,
             tls,
             policy,
             identity,
@@ -698,6 +856,7 @@ impl DaemonConfig {
                 id: j,
                 name: format!("d{j}"),
                 addr: addr(j, 0),
+                sign_pub: None,
             })
             .collect();
         Self {
@@ -872,13 +1031,23 @@ mod tests {
         .expect("policy");
         let rel = |p: &Path| p.strip_prefix(&dir).expect("inside").display().to_string();
         let sec = format!(
-            "\n[security]\nmode = \"three-step\"\nca = {:?}\ncert = {:?}\nkey = {:?}\npolicy = \"policy.toml\"\n",
+            "\n[security]\nmode = \"three-step\"\nca = {:?}\ncert = {:?}\nkey = {:?}\npolicy = \"policy.toml\"\nsign_key = {:?}\n",
             rel(&dir.join("ca").join(pki::CA_CERT)),
             rel(&id.join(pki::CERT_FILE)),
             rel(&id.join(pki::KEY_FILE)),
+            rel(&id.join(sgc_crypto::sign_key::SIGN_KEY_FILE)),
         );
         let file = dir.join("config.toml");
-        let t = text().replace("\n[security]\nmode = \"none\"\n", "\n");
+        let mut c = DaemonConfig::local("c", 3, 1, 40_000);
+        let other = sgc_crypto::sign_key::to_hex(&[0x11; 32]);
+        for p in &mut c.peers {
+            p.sign_pub = Some(other.clone());
+        }
+        if let Some(p) = c.peers.get_mut(1) {
+            let mine = sgc_crypto::sign_key::read_public_key(&id.join(sgc_crypto::sign_key::SIGN_PUB_FILE));
+            p.sign_pub = Some(sgc_crypto::sign_key::to_hex(&mine.expect("pub")));
+        }
+        let t = c.to_toml().replace("\n[security]\nmode = \"none\"\n", "\n");
         std::fs::write(&file, format!("{t}{sec}")).expect("write");
         let cfg = DaemonConfig::load(&file).expect("load");
         let m = cfg.load_security().expect("material").expect("on");

@@ -15,12 +15,15 @@
 //!   framing, reader/writer tasks;
 //! - [`policy`]: access control (which identity may join, send to, receive from which group);
 //! - [`sessions`]: the group-layer machine and its sessions' I/O;
+//! - [`keys`]: the servers' key agreement and group keys (`sgc_model::keys` engine with real
+//!   providers) between the group layer and the sessions, with security on;
 //! - [`runtime`]: the event loop translating bytes, timers and admin requests into events and
 //!   commands into I/O. No protocol decision is taken here.
 
 pub mod admin;
 pub mod clients;
 pub mod config;
+pub mod keys;
 pub mod policy;
 pub mod protection;
 pub mod runtime;

@@ -161,6 +161,8 @@ pub struct Runtime {
     span: tracing::Span,
     ring_span: tracing::Span,
     stopping: bool,
+    /// Integrated security: the keys driver needs its clock.
+    keys_on: bool,
 }
 
 impl Runtime {
@@ -208,6 +210,14 @@ impl Runtime {
         let client_tls = security.map(|m| {
             info!(mode = cfg.security.mode.name(), identity = %m.identity, rules = m.policy.len(), "client authentication and access control on");
             sessions.set_policy(m.policy);
+            info!(
+                tgdh_group = m.keys.group.name(),
+                group_key_mac = m.keys.mac.name(),
+                refresh_ms = cfg.security.refresh_ms,
+                refresh_bytes = cfg.security.refresh_bytes,
+                "servers' key agreement and group keys on"
+            );
+            sessions.set_keys(crate::keys::driver(cfg.daemon.id, m.keys));
             m.tls
         });
         let span = tracing::info_span!("daemon", name = %cfg.daemon.name, pid = %machine.me);
@@ -243,6 +253,7 @@ impl Runtime {
             span,
             ring_span,
             stopping: false,
+            keys_on: cfg.security.mode != SecurityMode::None,
             cfg,
         })
     }
@@ -251,6 +262,20 @@ impl Runtime {
     /// installs epoch keys and the daemon signing keys (`docs/security.md`).
     pub fn protection_mut(&mut self) -> Option<&mut Protection> {
         self.protection.as_mut()
+    }
+
+    /// The period of the keys driver's clock: a quarter of `security.refresh_ms`, between
+    /// 10 ms and 1 s.
+    fn tick_period(&self) -> Duration {
+        let r = self.cfg.security.refresh_ms;
+        let ms = if r == 0 { 1000 } else { (r / 4).clamp(10, 1000) };
+        Duration::from_millis(ms)
+    }
+
+    /// Set the hook called with each servers' key when it is agreed (epoch, key bytes): the
+    /// place to plug the daemon-to-daemon packet protection in (see [`crate::keys`]).
+    pub fn set_servers_key_hook(&mut self, hook: crate::keys::ServersKeyHook) {
+        self.sessions.set_servers_key_hook(hook);
     }
 
     /// Run until `shutdown` resolves or an admin `shutdown` request.
@@ -288,10 +313,13 @@ impl Runtime {
             self.step(Event::Boot).await?;
             let mut buf = vec![0u8; 65_536];
             tokio::pin!(shutdown);
+            let started = std::time::Instant::now();
+            let mut tick = tokio::time::interval(self.tick_period());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !self.stopping {
                 let ring_span = self.ring_span.clone();
                 let go_on = self
-                    .iterate(&mut buf, &mut rx, shutdown.as_mut())
+                    .iterate(&mut buf, &mut rx, shutdown.as_mut(), &mut tick, started)
                     .instrument(ring_span)
                     .await?;
                 if !go_on {
@@ -316,6 +344,8 @@ impl Runtime {
         buf: &mut [u8],
         rx: &mut Inbox,
         shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+        tick: &mut tokio::time::Interval,
+        started: std::time::Instant,
     ) -> Result<bool, DaemonError> {
         if let Some(ev) = self.local.pop_front() {
             self.step(ev).await?;
@@ -353,6 +383,11 @@ impl Runtime {
                 let subs = self.sessions.on_ctl(ctl);
                 self.submit_group(subs);
             },
+            _ = tick.tick(), if self.keys_on => {
+                let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let subs = self.sessions.tick(now);
+                self.submit_group(subs);
+            }
             () = shutdown => return Ok(false),
         }
         Ok(true)
@@ -761,6 +796,7 @@ impl Runtime {
             counters: self.counters.clone(),
             machine: serde_json::to_value(&m.stats).unwrap_or_default(),
             clients: self.sessions.status(),
+            keys: self.sessions.keys_status(),
         }
     }
 }

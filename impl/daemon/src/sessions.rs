@@ -18,6 +18,15 @@
 //!
 //! Group-layer messages travel on the ring as `GROUP_TAG` + postcard; any other payload (the admin
 //! `send` testing hook) is counted and not handed to the layer.
+//!
+//! Integrated security ([`Sessions::set_keys`], every `security.mode` but `none`): the servers'
+//! keys driver ([`crate::keys`]) sits between the group layer and the sessions. Ring
+//! configurations reach it before the layer; every `GroupOut` passes through it (client events
+//! are held until the servers' key of the configuration is agreed, memberships come out with
+//! their group key); its TGDH messages travel as `KEYS_TAG` + postcard (agreed); delivered client
+//! data feeds its data-out counter and [`Sessions::tick`] its clock. A membership goes to a
+//! session as KEYED_MEMBERSHIP when the client announced protocol 1.1 and the channel is
+//! confidential (TLS or the local Unix socket); otherwise as a plain MEMBERSHIP, without key.
 
 use std::collections::BTreeMap;
 
@@ -27,15 +36,17 @@ use sgc_model::groups::{
 };
 use sgc_model::ring::{ConfigId, ConfigKind, NodeId, Service};
 use sgc_wire::{
-    Accept, PROTOCOL_VERSION, Version, encode_accept, encode_closing, encode_event, encode_refuse,
+    Accept, GroupKeyInfo, PROTOCOL_VERSION, Version, encode_accept, encode_closing, encode_event,
+    encode_keyed_membership, encode_refuse,
 };
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
 use crate::admin::ClientsStatus;
-use crate::clients::{Outgoing, SessionCtl, SessionMsg, kill_text};
+use crate::clients::{Outgoing, SessionCtl, SessionMsg, Via, kill_text};
 use crate::config::DaemonConfig;
+use crate::keys::{DriverIn, KEYS_TAG, KeysAction, KeysStatus, ServersKeyHook, ServersKeys};
 use crate::policy::Policy;
 
 /// First byte of every group-layer payload on the ring.
@@ -55,6 +66,8 @@ struct SessionIo {
     tasks: [AbortHandle; 2],
     /// Who the client proved to be (see `Via::identity`).
     identity: Option<String>,
+    /// Whether group keys may be sent (protocol ≥ 1.1 over TLS or the Unix socket).
+    keyed: bool,
 }
 
 impl SessionIo {
@@ -76,6 +89,8 @@ pub struct Sessions {
     counters: BTreeMap<&'static str, u64>,
     /// Access control; `None`: security off, everything allowed.
     policy: Option<Policy>,
+    /// The servers' keys driver; `None`: security off, the layer's outputs go straight out.
+    keys: Option<Box<dyn ServersKeys>>,
 }
 
 impl Sessions {
@@ -98,7 +113,44 @@ impl Sessions {
             blocked: false,
             counters: BTreeMap::new(),
             policy: None,
+            keys: None,
         })
+    }
+
+    /// Turn on the servers' key agreement and group keys with this driver.
+    pub fn set_keys(&mut self, keys: Box<dyn ServersKeys>) {
+        self.keys = Some(keys);
+    }
+
+    /// Set the hook called with every agreed servers' key (no effect with security off).
+    pub fn set_servers_key_hook(&mut self, hook: ServersKeyHook) {
+        if let Some(k) = self.keys.as_mut() {
+            k.set_hook(hook);
+        }
+    }
+
+    /// The servers' keys status (`None` with security off).
+    pub fn keys_status(&self) -> Option<KeysStatus> {
+        self.keys.as_ref().map(|k| k.status())
+    }
+
+    /// The keys driver's clock: `now` milliseconds since the daemon started.
+    pub fn tick(&mut self, now: u64) -> Vec<RingSubmit> {
+        self.keys_input(DriverIn::Tick(now))
+    }
+
+    /// Feed the keys driver (if any) and carry out its actions.
+    fn keys_input(&mut self, input: DriverIn<'_>) -> Vec<RingSubmit> {
+        let Some(k) = self.keys.as_mut() else {
+            return Vec::new();
+        };
+        let actions = k.handle(input);
+        let mut submits = Vec::new();
+        let mut last_data = None;
+        for a in actions {
+            self.carry_out_keys(a, &mut submits, &mut last_data);
+        }
+        submits
     }
 
     /// Turn on authentication and access control with this policy (default deny).
@@ -174,6 +226,7 @@ impl Sessions {
                 via,
             } => {
                 let identity = via.identity();
+                let keyed = hello.version.accepts_keys() && matches!(via, Via::Tls { .. } | Via::Unix { .. });
                 let refusal = if Version::check_compatible(hello.version).is_err() {
                     Some(ConnectRefusal::Version)
                 } else if self.policy.is_some() && identity.is_none() {
@@ -198,7 +251,15 @@ impl Sessions {
                 if let Some(id) = &identity {
                     info!(sess, identity = %id, user = ?hello.user, "client authenticated");
                 }
-                self.io.insert(sess, SessionIo { out, tasks, identity });
+                self.io.insert(
+                    sess,
+                    SessionIo {
+                        out,
+                        tasks,
+                        identity,
+                        keyed,
+                    },
+                );
                 self.step(GroupIn::Connect {
                     sess,
                     user: hello.user,
@@ -237,7 +298,9 @@ impl Sessions {
                     info!(sess, %why, "client connection closed");
                     io.abort();
                 }
-                self.step(GroupIn::SessionClosed { sess })
+                let mut subs = self.keys_input(DriverIn::SessionClosed(sess));
+                subs.extend(self.step(GroupIn::SessionClosed { sess }));
+                subs
             }
         }
     }
@@ -251,12 +314,28 @@ impl Sessions {
 
     /// A message delivered by the ring.
     pub fn on_deliver(&mut self, origin: NodeId, config: ConfigId, payload: &[u8]) -> Vec<RingSubmit> {
-        let Some((&GROUP_TAG, body)) = payload.split_first() else {
-            self.count("ring_raw_messages");
-            return Vec::new();
+        let body = match payload.split_first() {
+            Some((&GROUP_TAG, body)) => body,
+            Some((&KEYS_TAG, body)) if self.keys.is_some() => {
+                return self.keys_input(DriverIn::Tgdh { origin, config, body });
+            }
+            _ => {
+                self.count("ring_raw_messages");
+                return Vec::new();
+            }
         };
         match postcard::from_bytes::<RingMsg>(body) {
-            Ok(msg) => self.step(GroupIn::Ring(RingDelivery::Message { origin, config, msg })),
+            Ok(msg) => {
+                let data = match &msg {
+                    RingMsg::Data(d) if self.keys.is_some() => d.body.len() as u64,
+                    _ => 0,
+                };
+                let mut subs = self.step(GroupIn::Ring(RingDelivery::Message { origin, config, msg }));
+                if data > 0 {
+                    subs.extend(self.keys_input(DriverIn::DataOut(data)));
+                }
+                subs
+            }
             Err(e) => {
                 self.count("ring_undecodable_group_messages");
                 warn!(origin, error = %e, "undecodable group message on the ring");
@@ -271,7 +350,10 @@ impl Sessions {
             ConfigKind::Transitional => RingDelivery::Transitional { id, members },
             ConfigKind::Regular => RingDelivery::Regular { id, members },
         };
-        self.step(GroupIn::Ring(d))
+        // The keys engine first: it starts holding client events before the layer emits any.
+        let mut subs = self.keys_input(DriverIn::Ring(d.clone()));
+        subs.extend(self.step(GroupIn::Ring(d)));
+        subs
     }
 
     /// Private targets name daemons; the node id typed by the client is replaced by the named one.
@@ -302,6 +384,66 @@ impl Sessions {
         // data event instead of an encoding and an allocation per receiver).
         let mut last_data: Option<(ClientEvent, bytes::Bytes)> = None;
         for o in self.layer.handle(input) {
+            match self.keys.as_mut() {
+                Some(k) => {
+                    for a in k.handle(DriverIn::Group(o)) {
+                        self.carry_out_keys(a, &mut submits, &mut last_data);
+                    }
+                }
+                None => self.carry_out(o, &mut submits, &mut last_data),
+            }
+        }
+        submits
+    }
+
+    /// Carry out an action of the keys driver.
+    fn carry_out_keys(
+        &mut self,
+        a: KeysAction,
+        submits: &mut Vec<RingSubmit>,
+        last_data: &mut Option<(ClientEvent, bytes::Bytes)>,
+    ) {
+        match a {
+            KeysAction::Ring(payload) => submits.push(RingSubmit {
+                service: Service::Agreed,
+                payload,
+            }),
+            KeysAction::Group(o) => self.carry_out(o, submits, last_data),
+            KeysAction::Membership {
+                sess,
+                membership,
+                grant,
+                artificial,
+            } => {
+                let keyed = self.io.get(&sess).is_some_and(|io| io.keyed);
+                let f = if keyed {
+                    let info = GroupKeyInfo {
+                        ring: grant.view.ring,
+                        refresh: grant.view.refresh,
+                        key_id: grant.key_id,
+                        artificial,
+                        key: grant.key.as_bytes().to_vec(),
+                    };
+                    frame(|b| encode_keyed_membership(&membership, &info, b))
+                } else if artificial {
+                    // Without a key the refresh means nothing to the client.
+                    return;
+                } else {
+                    frame(|b| encode_event(&ClientEvent::Membership(membership), b))
+                };
+                self.send(sess, Outgoing::Frame(f));
+            }
+        }
+    }
+
+    /// Carry out one output of the group layer.
+    fn carry_out(
+        &mut self,
+        o: GroupOut,
+        submits: &mut Vec<RingSubmit>,
+        last_data: &mut Option<(ClientEvent, bytes::Bytes)>,
+    ) {
+        {
             match o {
                 GroupOut::Accepted { sess, name } => {
                     info!(sess, name = %name, "client connected");
@@ -322,11 +464,11 @@ impl Sessions {
                     Err(e) => warn!(error = %e, "a group message could not be encoded"),
                 },
                 GroupOut::ToSession { sess, ev } if matches!(ev, ClientEvent::Data(_)) => {
-                    let f = match &last_data {
+                    let f = match &*last_data {
                         Some((prev, f)) if *prev == ev => f.clone(),
                         _ => {
                             let f = bytes::Bytes::from(frame(|b| encode_event(&ev, b)));
-                            last_data = Some((ev, f.clone()));
+                            *last_data = Some((ev, f.clone()));
                             f
                         }
                     };
@@ -342,7 +484,6 @@ impl Sessions {
                 }
             }
         }
-        submits
     }
 
     fn event_to(&mut self, sess: SessionId, ev: &ClientEvent) {

@@ -65,8 +65,18 @@ fn config(dir: &Path, i: u16, base: u16) -> DaemonConfig {
         cert: Some(id.join(pki::CERT_FILE)),
         key: Some(id.join(pki::KEY_FILE)),
         policy: Some(dir.join("policy.toml")),
+        sign_key: Some(id.join(sgc_crypto::sign_key::SIGN_KEY_FILE)),
         ..SecuritySection::default()
     };
+    for p in &mut cfg.peers {
+        let file = dir
+            .join("pki")
+            .join("daemons")
+            .join(&p.name)
+            .join(sgc_crypto::sign_key::SIGN_PUB_FILE);
+        let key = sgc_crypto::sign_key::read_public_key(&file).expect("sign.pub");
+        p.sign_pub = Some(sgc_crypto::sign_key::to_hex(&key));
+    }
     cfg
 }
 

@@ -57,6 +57,8 @@ pub mod kind {
     pub const SELF_LEAVE: u8 = 0x23;
     /// A refused request.
     pub const REJECT: u8 = 0x24;
+    /// A regular membership with the group key of its view (protocol 1.1, security on).
+    pub const KEYED_MEMBERSHIP: u8 = 0x25;
     /// The daemon closes the session (last frame).
     pub const CLOSING: u8 = 0x2f;
 }
@@ -101,6 +103,38 @@ pub enum ToDaemon {
     Req(ClientReq),
 }
 
+/// Longest group key of a KEYED_MEMBERSHIP frame, in bytes.
+pub const MAX_GROUP_KEY: usize = 64;
+
+/// The group key part of a KEYED_MEMBERSHIP frame (`docs/protocol.md` §5, protocol 1.1): the
+/// key of the membership's view, `K(g, v) = MAC(K_servers, g || view_id)`. The view id is the
+/// membership's gid, the ring whose daemons agreed the servers' key and its refresh count.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct GroupKeyInfo {
+    /// The ring whose daemons agreed the servers' key the group key derives from.
+    pub ring: RingId,
+    /// Refreshes of that servers' key.
+    pub refresh: u32,
+    /// The key's public id.
+    pub key_id: u64,
+    /// A refresh without membership change (same members, new key).
+    pub artificial: bool,
+    /// The key (1 to [`MAX_GROUP_KEY`] bytes). Never log it.
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for GroupKeyInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupKeyInfo")
+            .field("ring", &self.ring)
+            .field("refresh", &self.refresh)
+            .field("key_id", &format_args!("{:016x}", self.key_id))
+            .field("artificial", &self.artificial)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .finish()
+    }
+}
+
 /// A frame sent by a daemon.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ToClient {
@@ -110,6 +144,8 @@ pub enum ToClient {
     Refuse(ConnectRefusal),
     /// An event of an accepted session.
     Event(ClientEvent),
+    /// A regular membership with its group key (protocol 1.1).
+    KeyedMembership(Membership, GroupKeyInfo),
     /// The daemon closes the session for this reason.
     Closing(KillReason),
 }
@@ -155,6 +191,10 @@ impl Frame for ToClient {
             }),
             kind::REFUSE => Self::Refuse(refusal_from_code(r.u8("refusal code")? as i8)?),
             kind::CLOSING => Self::Closing(get_kill(&mut r)?),
+            kind::KEYED_MEMBERSHIP => {
+                let m = get_membership(&mut r)?;
+                Self::KeyedMembership(m, get_key_info(&mut r)?)
+            }
             _ => Self::Event(get_event(kind, &mut r)?),
         };
         r.finish()?;
@@ -165,6 +205,7 @@ impl Frame for ToClient {
             Self::Accept(a) => encode_accept(a, buf),
             Self::Refuse(why) => encode_refuse(*why, buf),
             Self::Event(ev) => encode_event(ev, buf),
+            Self::KeyedMembership(m, k) => encode_keyed_membership(m, k, buf),
             Self::Closing(why) => encode_closing(*why, buf),
         }
     }
@@ -317,17 +358,7 @@ pub fn encode_event<B: WireBuf + ?Sized>(ev: &ClientEvent, buf: &mut B) -> Resul
     match ev {
         ClientEvent::Data(d) => encode_data(buf, &d.sender, &d.targets, d.service, d.mess_type, &d.body),
         ClientEvent::Membership(m) => frame(buf, kind::MEMBERSHIP, MAX_TO_CLIENT_FRAME, |b| {
-            put_group(b, &m.group);
-            put_gid(b, &m.gid);
-            b.u8(cause_code(m.cause));
-            put_names(b, &m.members)?;
-            b.u32(len32(m.vs_sets.len()));
-            for set in &m.vs_sets {
-                put_names(b, set)?;
-            }
-            let my_vs = u32::try_from(m.my_vs).map_err(|_| bad("my_vs", i64::MAX))?;
-            b.u32(my_vs);
-            Ok(())
+            put_membership(b, m)
         }),
         ClientEvent::Transition { group, gid } => frame(buf, kind::TRANSITION, MAX_TO_CLIENT_FRAME, |b| {
             put_group(b, group);
@@ -349,6 +380,44 @@ pub fn encode_event<B: WireBuf + ?Sized>(ev: &ClientEvent, buf: &mut B) -> Resul
             })
         }
     }
+}
+
+/// Append a keyed membership frame (protocol 1.1; only to sessions that announced minor ≥ 1).
+pub fn encode_keyed_membership<B: WireBuf + ?Sized>(
+    m: &Membership,
+    k: &GroupKeyInfo,
+    buf: &mut B,
+) -> Result<(), WireError> {
+    if k.key.is_empty() || k.key.len() > MAX_GROUP_KEY {
+        return Err(bad(
+            "group key length",
+            i64::try_from(k.key.len()).unwrap_or(i64::MAX),
+        ));
+    }
+    frame(buf, kind::KEYED_MEMBERSHIP, MAX_TO_CLIENT_FRAME, |b| {
+        put_membership(b, m)?;
+        b.u8(u8::from(k.artificial));
+        put_ring(b, &k.ring);
+        b.u32(k.refresh);
+        b.u64(k.key_id);
+        b.u8(k.key.len() as u8);
+        b.put(&k.key);
+        Ok(())
+    })
+}
+
+fn put_membership<B: WireBuf + ?Sized>(b: &mut B, m: &Membership) -> Result<(), WireError> {
+    put_group(b, &m.group);
+    put_gid(b, &m.gid);
+    b.u8(cause_code(m.cause));
+    put_names(b, &m.members)?;
+    b.u32(len32(m.vs_sets.len()));
+    for set in &m.vs_sets {
+        put_names(b, set)?;
+    }
+    let my_vs = u32::try_from(m.my_vs).map_err(|_| bad("my_vs", i64::MAX))?;
+    b.u32(my_vs);
+    Ok(())
 }
 
 /// Append a data event frame straight from borrowed parts (no [`DataMsg`] is built).
@@ -679,26 +748,7 @@ fn get_event(kind: u8, r: &mut Reader<'_>) -> Result<ClientEvent, WireError> {
                 body: s.body,
             })
         }
-        kind::MEMBERSHIP => {
-            let group = get_group(r)?;
-            let gid = get_gid(r)?;
-            let cause = get_cause(r)?;
-            let members = get_names(r, "members")?;
-            let n = r.count(4, "vs_set count")?;
-            let mut vs_sets = Vec::with_capacity(n);
-            for _ in 0..n {
-                vs_sets.push(get_names(r, "vs_set")?);
-            }
-            let my_vs = r.u32("my_vs")? as usize;
-            ClientEvent::Membership(Membership {
-                group,
-                gid,
-                cause,
-                members,
-                vs_sets,
-                my_vs,
-            })
-        }
+        kind::MEMBERSHIP => ClientEvent::Membership(get_membership(r)?),
         kind::TRANSITION => ClientEvent::Transition {
             group: get_group(r)?,
             gid: get_gid(r)?,
@@ -713,6 +763,49 @@ fn get_event(kind: u8, r: &mut Reader<'_>) -> Result<ClientEvent, WireError> {
             }
         }
         k => return Err(WireError::UnknownKind(k)),
+    })
+}
+
+fn get_membership(r: &mut Reader<'_>) -> Result<Membership, WireError> {
+    let group = get_group(r)?;
+    let gid = get_gid(r)?;
+    let cause = get_cause(r)?;
+    let members = get_names(r, "members")?;
+    let n = r.count(4, "vs_set count")?;
+    let mut vs_sets = Vec::with_capacity(n);
+    for _ in 0..n {
+        vs_sets.push(get_names(r, "vs_set")?);
+    }
+    let my_vs = r.u32("my_vs")? as usize;
+    Ok(Membership {
+        group,
+        gid,
+        cause,
+        members,
+        vs_sets,
+        my_vs,
+    })
+}
+
+fn get_key_info(r: &mut Reader<'_>) -> Result<GroupKeyInfo, WireError> {
+    let flags = r.u8("key flags")?;
+    if flags > 1 {
+        return Err(bad("key flags", flags));
+    }
+    let ring = get_ring(r)?;
+    let refresh = r.u32("key refresh")?;
+    let key_id = r.u64("key id")?;
+    let len = usize::from(r.u8("group key length")?);
+    if len == 0 || len > MAX_GROUP_KEY {
+        return Err(bad("group key length", i64::try_from(len).unwrap_or(i64::MAX)));
+    }
+    let key = r.bytes(len, "group key")?.to_vec();
+    Ok(GroupKeyInfo {
+        ring,
+        refresh,
+        key_id,
+        artificial: flags & 1 != 0,
+        key,
     })
 }
 

@@ -48,9 +48,10 @@ pub use codec::WireBuf;
 pub use decoder::FrameDecoder;
 pub use error::WireError;
 pub use frame::{
-    Accept, Frame, Hello, MAGIC, MAX_TO_CLIENT_FRAME, MAX_TO_DAEMON_FRAME, RawFrame, ToClient, ToDaemon,
-    decode_frame, encode_accept, encode_closing, encode_data, encode_event, encode_hello, encode_refuse,
-    encode_req, encode_send, refusal_code, refusal_from_code, split_frame,
+    Accept, Frame, GroupKeyInfo, Hello, MAGIC, MAX_GROUP_KEY, MAX_TO_CLIENT_FRAME, MAX_TO_DAEMON_FRAME,
+    RawFrame, ToClient, ToDaemon, decode_frame, encode_accept, encode_closing, encode_data, encode_event,
+    encode_hello, encode_keyed_membership, encode_refuse, encode_req, encode_send, refusal_code,
+    refusal_from_code, split_frame,
 };
 
 /// Largest payload of one multicast, in bytes.
@@ -59,7 +60,7 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: Version = Version {
     major: 1,
-    minor: 0,
+    minor: 1,
     patch: 0,
 };
 
@@ -76,6 +77,18 @@ pub struct Version {
 }
 
 impl Version {
+    /// The first version with KEYED_MEMBERSHIP frames (group keys).
+    pub const KEYED: Self = Self {
+        major: 1,
+        minor: 1,
+        patch: 0,
+    };
+
+    /// Whether a peer announcing this version accepts KEYED_MEMBERSHIP frames.
+    pub fn accepts_keys(self) -> bool {
+        self.major == Self::KEYED.major && self.minor >= Self::KEYED.minor
+    }
+
     /// `Ok` if `theirs` can talk to this crate's [`PROTOCOL_VERSION`].
     pub fn check_compatible(theirs: Self) -> Result<(), WireError> {
         if theirs.major == PROTOCOL_VERSION.major {

@@ -28,7 +28,8 @@
 //!   change at a configuration change keep their key, as in the paper (the group keys engine
 //!   "refreshes the key for each group that suffered changes in membership").
 //!
-//! **Daemon integration (planned, not done here).** The daemon runs one engine per process
+//! **Daemon integration (done: `impl/daemon/src/keys.rs`, wired in `sessions.rs`; see
+//! `docs/security.md`).** The daemon runs one engine per process
 //! between `GroupLayer::handle` and the sessions: every `GroupOut` is passed in as
 //! [`KeysIn::Group`]; [`KeysOut::Group`] is carried out as the group layer's output was before;
 //! [`KeysOut::Membership`] is written to the session with the key and key id (the wire protocol
