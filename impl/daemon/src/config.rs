@@ -979,9 +979,13 @@ mod tests {
 
     #[test]
     fn transport_suite_and_the_protected_datagram_bound() {
-        let t = text().replace("\n[security]\nmode = \"none\"\n", "\n");
+        let mut c = DaemonConfig::local("c", 3, 1, 40_000);
+        for p in &mut c.peers {
+            p.sign_pub = Some("11".repeat(32));
+        }
+        let t = c.to_toml().replace("\n[security]\nmode = \"none\"\n", "\n");
         let sec =
-            "\n[security]\nmode = \"three-step\"\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\npolicy = \"d\"\n";
+            "\n[security]\nmode = \"three-step\"\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\npolicy = \"d\"\nsign_key = \"e\"\n";
         let cfg = DaemonConfig::parse(&format!("{t}{sec}")).expect("valid");
         assert_eq!(cfg.security.transport_suite, TransportSuite::Aes256Gcm);
         assert!(
