@@ -984,8 +984,7 @@ mod tests {
             p.sign_pub = Some("11".repeat(32));
         }
         let t = c.to_toml().replace("\n[security]\nmode = \"none\"\n", "\n");
-        let sec =
-            "\n[security]\nmode = \"three-step\"\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\npolicy = \"d\"\nsign_key = \"e\"\n";
+        let sec = "\n[security]\nmode = \"three-step\"\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\npolicy = \"d\"\nsign_key = \"e\"\n";
         let cfg = DaemonConfig::parse(&format!("{t}{sec}")).expect("valid");
         assert_eq!(cfg.security.transport_suite, TransportSuite::Aes256Gcm);
         assert!(
