@@ -157,10 +157,8 @@ fn measure(suite: Suite, size: usize, budget: Duration, plain_per_pkt: f64) -> R
     let mut a = Protection::new(codec.clone(), Pid::new(0, 1), suite);
     let mut b = Protection::new(codec, Pid::new(1, 1), suite);
     let err = |e: &dyn std::fmt::Display| CliError::Crypto(e.to_string());
-    a.install_key(1, &key, [Pid::new(0, 1), Pid::new(1, 1)])
-        .map_err(|e| err(&e))?;
-    b.install_key(1, &key, [Pid::new(0, 1), Pid::new(1, 1)])
-        .map_err(|e| err(&e))?;
+    a.install_key(1, &key).map_err(|e| err(&e))?;
+    b.install_key(1, &key).map_err(|e| err(&e))?;
     let pkts: Vec<Packet> = (0..BATCH as u64).map(|i| packet(size, i)).collect();
     let (mut seal_t, mut open_t, mut n) = (Duration::ZERO, Duration::ZERO, 0usize);
     let mut datagram = 0;

@@ -210,6 +210,20 @@ fn k10_group_keys_follow_views_partitions_and_merges() {
     let (sk2, ms) = servers_key(&c, &["d0", "d1", "d2"]);
     eprintln!("servers' key {sk2} after the merge: agreed in {ms:?} ms after the configuration");
     assert_ne!(sk1, sk2);
+    // Three-step: after the merge every daemon seals to both others again.
+    let deadline = Instant::now() + WAIT;
+    let sealing = |d: &str| {
+        c.status(d)
+            .and_then(|s| s.protection)
+            .is_some_and(|p| p.policy == "seal" && p.sealed_to.len() == 2)
+    };
+    while !["d0", "d1", "d2"].into_iter().all(sealing) {
+        assert!(
+            Instant::now() < deadline,
+            "not sealing to every peer after the merge"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The key itself is never in a log.
     let hexkey: String = kma.key.iter().map(|b| format!("{b:02x}")).collect();
     for d in ["d0", "d1", "d2"] {

@@ -155,6 +155,9 @@ pub struct Status {
     /// Integrated security: the servers' key (epoch, id; never the key) and group keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<crate::keys::KeysStatus>,
+    /// Daemon↔daemon packet protection (security on): policy, epochs, who is sealed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<crate::protection::ProtectionStatus>,
 }
 
 /// The client part of a [`Status`].

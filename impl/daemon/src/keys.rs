@@ -14,7 +14,7 @@
 //!
 //! [`ServersKeys`] hides the provider type (the DH group is chosen in the configuration).
 //! The single place where the servers' key becomes known is [`Driver::on_servers_key`]; a
-//! [`ServersKeyHook`] set with [`ServersKeys::set_hook`] receives `(epoch, key bytes)` there
+//! [`ServersKeyHook`] set with [`ServersKeys::set_hook`] receives `(ring, epoch, key bytes)` there
 //! (for the daemon-to-daemon packet protection of the Three-Step variant).
 //!
 //! A TGDH message that is undecodable, badly signed, of another epoch or configuration is
@@ -33,7 +33,7 @@ use sgc_crypto::{
 use sgc_model::groups::{GroupOut, Membership, RingDelivery, SessionId};
 use sgc_model::keys::engine::{EngineOf, KeysConfig};
 use sgc_model::keys::{Grant, KeysEngine, KeysIn, KeysOut};
-use sgc_model::ring::{ConfigId, NodeId};
+use sgc_model::ring::{ConfigId, NodeId, RingId};
 use sgc_model::tgdh::crypto::{Epoch, TgdhCrypto};
 use sgc_model::tgdh::message::Signed;
 use tracing::{debug, info, warn};
@@ -43,8 +43,8 @@ use crate::config::KeysMaterial;
 /// First byte of every servers' TGDH message on the ring (the group layer's is `0x47`).
 pub const KEYS_TAG: u8 = 0x4b;
 
-/// Called once per agreed servers' key with its epoch and bytes (never logged).
-pub type ServersKeyHook = Box<dyn FnMut(Epoch, &[u8; 32]) + Send>;
+/// Called once per agreed servers' key with its ring, epoch and bytes (never logged).
+pub type ServersKeyHook = Box<dyn FnMut(RingId, Epoch, &[u8; 32]) + Send>;
 
 /// An input of the driver.
 #[derive(Debug)]
@@ -192,13 +192,13 @@ where
     }
 
     /// The one place where a servers' key becomes known: status, log (id only) and the hook.
-    fn on_servers_key(&mut self, ring: String, epoch: Epoch, key_id: u64) {
+    fn on_servers_key(&mut self, ring: RingId, epoch: Epoch, key_id: u64) {
         let ms = self
             .run_started
             .take()
             .map(|t| t.elapsed().as_secs_f64() * 1000.0);
         let s = &mut self.status;
-        s.ring = Some(ring.clone());
+        s.ring = Some(ring.to_string());
         s.epoch_view = Some(epoch.view);
         s.epoch_refresh = Some(epoch.refresh);
         s.key_id = Some(format!("{key_id:016x}"));
@@ -208,7 +208,7 @@ where
         }
         info!(ring = %ring, epoch = %epoch, key_id = %format!("{key_id:016x}"), ms = ?ms, "servers' key agreed");
         if let (Some(hook), Some(key)) = (self.hook.as_mut(), self.engine.servers_key()) {
-            hook(epoch, key.as_bytes());
+            hook(ring, epoch, key.as_bytes());
         }
     }
 
@@ -246,7 +246,7 @@ where
                     });
                 }
                 KeysOut::ServersKey { ring, epoch, key_id } => {
-                    self.on_servers_key(ring.to_string(), epoch, key_id);
+                    self.on_servers_key(ring, epoch, key_id);
                 }
                 KeysOut::Rejected(e) => {
                     let why = rejection_label(&e);

@@ -14,25 +14,43 @@
 //! included, is authenticated (AEAD associated data, or the HMAC input). A signed datagram's
 //! signature covers every byte before it.
 //!
-//! **Which format, per destination** ([`Protection::wire_for`]):
-//! 1. *sealed* under the newest installed epoch whose key the destination holds (the holders
-//!    are given with the key: the daemons that agreed on it);
-//! 2. else *signed* with this daemon's Ed25519 key, if one is set (bootstrap, and a daemon
-//!    that joins before the new key is agreed): authenticated, not confidential;
-//! 3. else *plaintext* version 1, only while no signing key is set (the status before the
-//!    keys engine provides daemon identities).
+//! `held` is the sender's announcement of the epochs whose keys it holds (current, previous;
+//! [`Held`]), authenticated with the rest of the header.
+//!
+//! **Which format, per destination** ([`Protection::wire_for`]), under the `seal` policy
+//! (`three-step`):
+//! 1. *sealed* under the newest epoch that this daemon holds **and** that the destination
+//!    announced holding in its newest datagram (of its newest incarnation). A daemon therefore
+//!    switches to a new servers' key only once the peer has shown it can open packets under it,
+//!    and keeps sealing under the previous key until then: a key change loses no packet.
+//! 2. else *signed* with this daemon's Ed25519 key, if one is set (bootstrap, a daemon that
+//!    joins before the new key is agreed, a restarted daemon, the other side of a healed
+//!    partition): authenticated, not confidential;
+//! 3. else *plaintext* version 1, only while no signing key is set.
+//!
+//! Under the `sign-membership` policy (`integrated-vs`, `optimized-evs`: client data is
+//! encrypted end to end, the daemons only authenticate who may change the ring) join messages
+//! and commit tokens are *signed*, every other packet is plaintext version 1.
 //!
 //! **Accepted**: sealed packets under the current or previous epoch (replay window per sender
 //! and epoch); signed packets from daemons whose verifying key is known (replay window per
-//! daemon and incarnation); plaintext packets only while this daemon has no signing key.
+//! daemon and incarnation); plaintext packets only while this daemon has no signing key, or,
+//! under `sign-membership`, when they carry neither a join nor a commit token.
 //! Every refusal is a typed [`DecodeError`], counted by the runtime as `dropped_<label>`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
 use sgc_crypto::seal::{KeyRing, ReplayWindow, SealError, SealInfo, Suite};
-use sgc_model::ring::{NodeId, Packet, Pid};
+use sgc_crypto::sign_key;
+use sgc_model::ring::{NodeId, Packet, Pid, RingId};
 
+use zeroize::Zeroizing;
+
+use crate::config::{ConfigError, DaemonConfig, SecurityMode};
+use crate::keys::ServersKeyHook;
 use crate::transport::{Codec, DecodeError, HEADER_LEN, MAGIC, VERSION, decode_body};
 
 /// Transport version of protected datagrams.
@@ -41,14 +59,17 @@ pub const VERSION_PROTECTED: u8 = 2;
 pub const MODE_SEALED: u8 = 1;
 /// Mode byte of a signed datagram.
 pub const MODE_SIGNED: u8 = 2;
-/// Header of a sealed datagram.
-pub const SEALED_HEADER_LEN: usize = 14 + SealInfo::LEN;
-/// Header of a signed datagram.
-pub const SIGNED_HEADER_LEN: usize = 14 + 2 + 4 + 8;
+/// Mode byte of an announcement: a signed datagram without a packet, telling a peer which
+/// epochs the sender holds.
+pub const MODE_ANNOUNCE: u8 = 3;
+/// Header of a sealed datagram: prefix, [`SealInfo`], [`Held`].
+pub const SEALED_HEADER_LEN: usize = 14 + SealInfo::LEN + Held::LEN;
+/// Header of a signed datagram: prefix, node, incarnation, sequence number, [`Held`].
+pub const SIGNED_HEADER_LEN: usize = 14 + 2 + 4 + 8 + Held::LEN;
 /// An Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
 /// Bytes a protected datagram adds, at most, to the plaintext (version 1) one: the signed
-/// format's 8 header bytes and signature (72), above the sealed one's 19 + 36.
+/// format's header and signature (89), above the sealed one's.
 pub const PROTECTION_OVERHEAD: usize = SIGNED_HEADER_LEN - HEADER_LEN + SIGNATURE_LEN;
 
 /// How a datagram to one destination is protected.
@@ -58,8 +79,64 @@ pub enum Wire {
     Sealed(u64),
     /// Signed with this daemon's Ed25519 key.
     Signed,
-    /// Plaintext version 1 (only while no signing key is set).
+    /// Plaintext version 1.
     Plain,
+}
+
+/// Which packets are protected, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// `three-step`: every packet sealed under the servers' key, signed until one is shared.
+    Seal,
+    /// `integrated-vs`, `optimized-evs`: join messages and commit tokens signed, the rest
+    /// plaintext.
+    SignMembership,
+}
+
+/// The epochs whose keys a daemon holds, announced in each of its protected datagrams
+/// (17 bytes: a flags byte, bit 0 = current present, bit 1 = previous present, then both
+/// epochs as big-endian u64, zero when absent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// The newest epoch held.
+    pub current: Option<u64>,
+    /// The epoch before it, still accepted.
+    pub previous: Option<u64>,
+}
+
+impl Held {
+    /// Encoded length.
+    pub const LEN: usize = 17;
+
+    fn contains(&self, epoch: u64) -> bool {
+        self.current == Some(epoch) || self.previous == Some(epoch)
+    }
+
+    fn write_to(&self, out: &mut [u8]) {
+        if let Some(o) = out.get_mut(..Self::LEN) {
+            o[0] = u8::from(self.current.is_some()) | u8::from(self.previous.is_some()) << 1;
+            o[1..9].copy_from_slice(&self.current.unwrap_or(0).to_be_bytes());
+            o[9..17].copy_from_slice(&self.previous.unwrap_or(0).to_be_bytes());
+        }
+    }
+
+    fn read_from(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let b = bytes
+            .get(..Self::LEN)
+            .ok_or(DecodeError::Truncated(bytes.len()))?;
+        let u = |at: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[at..at + 8]);
+            u64::from_be_bytes(x)
+        };
+        match b[0] {
+            0..=3 => Ok(Self {
+                current: (b[0] & 1 != 0).then(|| u(1)),
+                previous: (b[0] & 2 != 0).then(|| u(9)),
+            }),
+            _ => Err(DecodeError::BadMode(b[0])),
+        }
+    }
 }
 
 /// The sender id of a pid in sealed headers.
@@ -72,27 +149,48 @@ fn pid_of(sender: u64) -> Option<Pid> {
     Some(Pid::new(node, (sender & 0xffff_ffff) as u32))
 }
 
+/// The protection epoch of a servers' key: ring sequence (32 bits), ring representative's
+/// node (16 bits), refresh count (16 bits, saturating). Increasing at one daemon (its rings'
+/// sequences increase, refreshes count up within a ring) and distinct for the keys of
+/// concurrent rings of a partitioned cluster (different representatives).
+pub fn epoch_label(ring: RingId, refresh: u32) -> u64 {
+    let seq = ring.seq.min(u64::from(u32::MAX));
+    seq << 32 | u64::from(ring.rep.node) << 16 | u64::from(refresh.min(0xffff))
+}
+
+fn is_membership(pkt: &Packet) -> bool {
+    matches!(pkt, Packet::Join(_) | Packet::Commit(_))
+}
+
 /// Keys and replay state of one daemon's packet protection.
 pub struct Protection {
     codec: Codec,
     me: Pid,
+    policy: Policy,
     ring: KeyRing,
-    /// The daemons (node and incarnation) holding each installed epoch's key.
-    holders: BTreeMap<u64, BTreeSet<Pid>>,
-    /// The newest incarnation of each daemon seen in an accepted datagram.
-    seen: BTreeMap<NodeId, u32>,
+    /// What each daemon announced in its newest accepted datagram: incarnation and epochs.
+    announced: BTreeMap<NodeId, (u32, Held)>,
     signer: Option<SigningKey>,
     peers: BTreeMap<NodeId, VerifyingKey>,
     signed_seq: u64,
     signed_windows: BTreeMap<NodeId, (u32, ReplayWindow)>,
+    /// Daemons to send an announcement to.
+    outbox: BTreeSet<NodeId>,
+    /// Per daemon: the epoch last announced to it on its demand, and how many datagrams since
+    /// showed it unaware.
+    told: BTreeMap<NodeId, (u64, u32)>,
 }
+
+/// An unaware peer is told again after this many of its datagrams (a lost announcement).
+pub const ANNOUNCE_EVERY: u32 = 64;
 
 impl std::fmt::Debug for Protection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Protection")
             .field("me", &self.me)
+            .field("policy", &self.policy)
             .field("ring", &self.ring)
-            .field("holders", &self.holders)
+            .field("announced", &self.announced)
             .field("signer", &self.signer.is_some())
             .field("peers", &self.peers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
@@ -100,19 +198,34 @@ impl std::fmt::Debug for Protection {
 }
 
 impl Protection {
-    /// Protection for daemon `me` of the codec's cluster, sealing with `suite`; no key yet.
+    /// `three-step` protection for daemon `me` of the codec's cluster, sealing with `suite`;
+    /// no key yet.
     pub fn new(codec: Codec, me: Pid, suite: Suite) -> Self {
         Self {
             codec,
             me,
+            policy: Policy::Seal,
             ring: KeyRing::new(suite, sender_id(me)),
-            holders: BTreeMap::new(),
-            seen: BTreeMap::new(),
+            announced: BTreeMap::new(),
             signer: None,
             peers: BTreeMap::new(),
             signed_seq: 0,
             signed_windows: BTreeMap::new(),
+            outbox: BTreeSet::new(),
+            told: BTreeMap::new(),
         }
+    }
+
+    /// The same with another policy.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy.
+    pub const fn policy(&self) -> Policy {
+        self.policy
     }
 
     /// The suite.
@@ -125,24 +238,25 @@ impl Protection {
         (self.ring.current(), self.ring.previous())
     }
 
-    /// Install the servers' key of a newer `epoch`, agreed by `holders` (the daemons, as
-    /// node and incarnation, of the configuration that agreed on it): packets to them are
-    /// sealed under it from now on, as long as they run that incarnation (a restarted daemon
-    /// has lost the key); packets of this and the previous epoch are accepted.
-    pub fn install_key(
-        &mut self,
-        epoch: u64,
-        servers_key: &[u8],
-        holders: impl IntoIterator<Item = Pid>,
-    ) -> Result<(), SealError> {
+    fn held(&self) -> Held {
+        Held {
+            current: self.ring.current(),
+            previous: self.ring.previous(),
+        }
+    }
+
+    /// Install the servers' key of a newer `epoch`: packets of this and the previous epoch
+    /// are accepted at once; packets to a peer are sealed under it once that peer announces
+    /// holding it (see the module doc).
+    pub fn install_key(&mut self, epoch: u64, servers_key: &[u8]) -> Result<(), SealError> {
         self.ring.install(epoch, servers_key)?;
-        self.holders.insert(epoch, holders.into_iter().collect());
-        let ring = &self.ring;
-        self.holders.retain(|e, _| ring.holds(*e));
+        let me = self.me.node;
+        self.outbox.extend(self.peers.keys().filter(|n| **n != me));
         Ok(())
     }
 
-    /// Sign bootstrap packets with this key; from now on plaintext packets are refused.
+    /// Sign packets with this key; from now on plaintext join messages and commit tokens (and,
+    /// under the `seal` policy, every plaintext packet) are refused.
     pub fn set_signing_key(&mut self, key: SigningKey) {
         self.signer = Some(key);
     }
@@ -152,26 +266,70 @@ impl Protection {
         self.peers.insert(node, key);
     }
 
-    /// How a packet to `dest` is protected (see the module doc). `dest` holds an epoch's key
-    /// if it is among the holders in the newest incarnation seen from it (or, before any
-    /// datagram from it was accepted, in any incarnation).
-    pub fn wire_for(&self, dest: NodeId) -> Wire {
-        let seen = self.seen.get(&dest).copied();
-        let holds = |h: &BTreeSet<Pid>| match seen {
-            Some(inc) => h.contains(&Pid::new(dest, inc)),
-            None => h.iter().any(|p| p.node == dest),
-        };
-        let sealed = self
-            .holders
-            .iter()
-            .rev()
-            .find(|(_, h)| holds(h))
-            .map(|(e, _)| Wire::Sealed(*e));
-        sealed.unwrap_or(if self.signer.is_some() {
+    /// How `pkt` to `dest` is protected (see the module doc).
+    pub fn wire_for(&self, dest: NodeId, pkt: &Packet) -> Wire {
+        let signed_or_plain = if self.signer.is_some() {
             Wire::Signed
         } else {
             Wire::Plain
-        })
+        };
+        match self.policy {
+            Policy::SignMembership if is_membership(pkt) => signed_or_plain,
+            Policy::SignMembership => Wire::Plain,
+            Policy::Seal => {
+                let theirs = self.announced.get(&dest).map(|(_, h)| *h).unwrap_or_default();
+                [self.ring.current(), self.ring.previous()]
+                    .into_iter()
+                    .flatten()
+                    .find(|e| theirs.contains(*e))
+                    .map_or(signed_or_plain, Wire::Sealed)
+            }
+        }
+    }
+
+    /// `pid` holds this daemon's current epoch but did not seal under it: it does not know
+    /// this daemon holds it (announcements travel with datagrams, and in a ring a daemon
+    /// sends its tokens to one neighbour and receives from the other). Queue an announcement
+    /// to it: once per epoch, repeated every [`ANNOUNCE_EVERY`] such datagrams in case it was
+    /// lost.
+    fn answer_if_unaware(&mut self, pid: Pid, held: Held, sealed: Option<u64>) {
+        let Some(mine) = self.ring.current() else {
+            return;
+        };
+        if self.policy != Policy::Seal || sealed == Some(mine) || !held.contains(mine) {
+            return;
+        }
+        let told = self.told.entry(pid.node).or_insert((mine, 0));
+        if told.0 != mine {
+            *told = (mine, 0);
+        }
+        if told.1.is_multiple_of(ANNOUNCE_EVERY) {
+            self.outbox.insert(pid.node);
+        }
+        told.1 = told.1.wrapping_add(1);
+    }
+
+    /// Whether announcements are waiting for [`Protection::take_announcements`].
+    pub fn has_announcements(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// The announcements to send now: destination and signed datagram.
+    pub fn take_announcements(&mut self) -> Vec<(NodeId, Vec<u8>)> {
+        let to = std::mem::take(&mut self.outbox);
+        to.into_iter()
+            .filter_map(|n| self.signed(MODE_ANNOUNCE, None).ok().map(|d| (n, d)))
+            .collect()
+    }
+
+    /// Remember what `pid` announced: a newer incarnation replaces the old one's
+    /// announcement; within one incarnation epochs only grow, so a reordered older datagram
+    /// does not undo a newer announcement.
+    fn note(&mut self, pid: Pid, held: Held) {
+        let e = self.announced.entry(pid.node).or_insert((pid.inc, held));
+        if pid.inc > e.0 || (pid.inc == e.0 && held.current >= e.1.current) {
+            *e = (pid.inc, held);
+        }
     }
 
     /// Encode `pkt` from this daemon in format `wire`.
@@ -179,7 +337,9 @@ impl Protection {
         match wire {
             Wire::Plain => Ok(self.codec.encode(self.me, pkt)),
             Wire::Sealed(epoch) => {
-                let mut buf = self.protected_header(MODE_SEALED, SEALED_HEADER_LEN, pkt);
+                let mut buf =
+                    self.protected_header(MODE_SEALED, SEALED_HEADER_LEN, matches!(pkt, Packet::Data(_)));
+                self.held().write_to(&mut buf[14 + SealInfo::LEN..]);
                 postcard_into(pkt, &mut buf);
                 self.ring
                     .seal(Some(epoch), &mut buf, SEALED_HEADER_LEN, |info, h| {
@@ -189,32 +349,34 @@ impl Protection {
                     })?;
                 Ok(buf)
             }
-            Wire::Signed => {
-                let Some(key) = &self.signer else {
-                    return Err(SealError::NoKey);
-                };
-                let mut buf = self.protected_header(MODE_SIGNED, SIGNED_HEADER_LEN, pkt);
-                buf[14..16].copy_from_slice(&self.me.node.to_be_bytes());
-                buf[16..20].copy_from_slice(&self.me.inc.to_be_bytes());
-                buf[20..28].copy_from_slice(&self.signed_seq.to_be_bytes());
-                self.signed_seq = self
-                    .signed_seq
-                    .checked_add(1)
-                    .ok_or(SealError::SequenceExhausted)?;
-                postcard_into(pkt, &mut buf);
-                let sig = key.sign(&buf);
-                buf.extend_from_slice(&sig.to_bytes());
-                Ok(buf)
-            }
+            Wire::Signed => self.signed(MODE_SIGNED, Some(pkt)),
         }
     }
 
-    fn protected_header(&self, mode: u8, len: usize, pkt: &Packet) -> Vec<u8> {
-        let cap = match pkt {
-            Packet::Data(_) => 1600,
-            _ => 192,
+    /// A signed datagram of `mode` carrying `pkt` (none for an announcement).
+    fn signed(&mut self, mode: u8, pkt: Option<&Packet>) -> Result<Vec<u8>, SealError> {
+        let Some(key) = &self.signer else {
+            return Err(SealError::NoKey);
         };
-        let mut buf = Vec::with_capacity(cap);
+        let mut buf = self.protected_header(mode, SIGNED_HEADER_LEN, matches!(pkt, Some(Packet::Data(_))));
+        buf[14..16].copy_from_slice(&self.me.node.to_be_bytes());
+        buf[16..20].copy_from_slice(&self.me.inc.to_be_bytes());
+        buf[20..28].copy_from_slice(&self.signed_seq.to_be_bytes());
+        self.held().write_to(&mut buf[28..]);
+        self.signed_seq = self
+            .signed_seq
+            .checked_add(1)
+            .ok_or(SealError::SequenceExhausted)?;
+        if let Some(pkt) = pkt {
+            postcard_into(pkt, &mut buf);
+        }
+        let sig = key.sign(&buf);
+        buf.extend_from_slice(&sig.to_bytes());
+        Ok(buf)
+    }
+
+    fn protected_header(&self, mode: u8, len: usize, data: bool) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(if data { 1600 } else { 192 });
         buf.extend_from_slice(&MAGIC);
         buf.push(VERSION_PROTECTED);
         buf.push(mode);
@@ -223,24 +385,14 @@ impl Protection {
         buf
     }
 
-    /// Check and decode a datagram. `admit` is asked about the claimed sender before any
+    /// Check and decode a datagram: the packet, or `None` for an announcement (which only
+    /// updates what its sender holds). `admit` is asked about the claimed sender before any
     /// cryptography is spent on it (the runtime checks its source address).
     pub fn decode(
         &mut self,
         bytes: &[u8],
         admit: impl FnOnce(Pid) -> bool,
-    ) -> Result<(Pid, Packet), DecodeError> {
-        let (pid, pkt) = self.decode_unrecorded(bytes, admit)?;
-        let inc = self.seen.entry(pid.node).or_insert(pid.inc);
-        *inc = (*inc).max(pid.inc);
-        Ok((pid, pkt))
-    }
-
-    fn decode_unrecorded(
-        &mut self,
-        bytes: &[u8],
-        admit: impl FnOnce(Pid) -> bool,
-    ) -> Result<(Pid, Packet), DecodeError> {
+    ) -> Result<Option<(Pid, Packet)>, DecodeError> {
         if bytes.len() > self.codec.max_datagram {
             return Err(DecodeError::Oversize(bytes.len()));
         }
@@ -251,16 +403,27 @@ impl Protection {
             return Err(DecodeError::BadMagic);
         }
         match bytes[4] {
-            VERSION if self.signer.is_none() => {
+            VERSION => {
                 let (pid, pkt) = self.codec.decode(bytes)?;
-                if admit(pid) {
-                    Ok((pid, pkt))
-                } else {
-                    Err(DecodeError::UnknownSender)
+                let allowed =
+                    self.signer.is_none() || (self.policy == Policy::SignMembership && !is_membership(&pkt));
+                if !allowed {
+                    return Err(DecodeError::Plaintext);
                 }
+                if !admit(pid) {
+                    return Err(DecodeError::UnknownSender);
+                }
+                self.note(pid, Held::default());
+                Ok(Some((pid, pkt)))
             }
-            VERSION => Err(DecodeError::Plaintext),
-            VERSION_PROTECTED => self.decode_protected(bytes, admit),
+            VERSION_PROTECTED => {
+                let (pid, held, pkt, sealed) = self.decode_protected(bytes, admit)?;
+                self.note(pid, held);
+                if pkt.is_some() {
+                    self.answer_if_unaware(pid, held, sealed);
+                }
+                Ok(pkt.map(|p| (pid, p)))
+            }
             v => Err(DecodeError::BadVersion(v)),
         }
     }
@@ -269,7 +432,7 @@ impl Protection {
         &mut self,
         bytes: &[u8],
         admit: impl FnOnce(Pid) -> bool,
-    ) -> Result<(Pid, Packet), DecodeError> {
+    ) -> Result<(Pid, Held, Option<Packet>, Option<u64>), DecodeError> {
         let mut c = [0u8; 8];
         c.copy_from_slice(&bytes[6..14]);
         let cluster = u64::from_be_bytes(c);
@@ -279,14 +442,15 @@ impl Protection {
         match bytes[5] {
             MODE_SEALED => {
                 let info = SealInfo::read_from(&bytes[14..])?;
+                let held = Held::read_from(bytes.get(14 + SealInfo::LEN..).unwrap_or_default())?;
                 let pid = pid_of(info.sender).ok_or(DecodeError::UnknownSender)?;
                 if !admit(pid) {
                     return Err(DecodeError::UnknownSender);
                 }
                 let body = self.ring.open(&info, bytes, SEALED_HEADER_LEN)?;
-                Ok((pid, decode_body(&body)?))
+                Ok((pid, held, Some(decode_body(&body)?), Some(info.epoch)))
             }
-            MODE_SIGNED => {
+            mode @ (MODE_SIGNED | MODE_ANNOUNCE) => {
                 if bytes.len() < SIGNED_HEADER_LEN + SIGNATURE_LEN {
                     return Err(DecodeError::Truncated(bytes.len()));
                 }
@@ -295,6 +459,7 @@ impl Protection {
                 let mut s = [0u8; 8];
                 s.copy_from_slice(&bytes[20..28]);
                 let seq = u64::from_be_bytes(s);
+                let held = Held::read_from(&bytes[28..])?;
                 let pid = Pid::new(node, inc);
                 if !admit(pid) {
                     return Err(DecodeError::UnknownSender);
@@ -315,7 +480,12 @@ impl Protection {
                 }
                 key.verify_strict(signed, &sig)
                     .map_err(|_| DecodeError::BadSignature)?;
-                let pkt = decode_body(&signed[SIGNED_HEADER_LEN..])?;
+                let body = &signed[SIGNED_HEADER_LEN..];
+                let pkt = match mode {
+                    MODE_SIGNED => Some(decode_body(body)?),
+                    _ if body.is_empty() => None,
+                    _ => return Err(DecodeError::BadMode(mode)),
+                };
                 let entry = self
                     .signed_windows
                     .entry(node)
@@ -330,9 +500,129 @@ impl Protection {
                         seq,
                     })
                 })?;
-                Ok((pid, pkt))
+                Ok((pid, held, pkt, None))
             }
             m => Err(DecodeError::BadMode(m)),
+        }
+    }
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Servers' keys agreed by the keys engine and not yet installed: filled by the hook the
+/// keys driver calls ([`AgreedKeys::hook`]), emptied by [`Protection::install_agreed`] right
+/// after the delivery that completed the agreement.
+#[derive(Clone, Default)]
+pub struct AgreedKeys(Arc<Mutex<Vec<AgreedKey>>>);
+
+/// A protection epoch and its servers' key.
+type AgreedKey = (u64, Zeroizing<[u8; 32]>);
+
+impl AgreedKeys {
+    /// The hook for [`crate::sessions::Sessions::set_servers_key_hook`].
+    pub fn hook(&self) -> ServersKeyHook {
+        let queue = self.clone();
+        Box::new(move |ring, epoch, key| {
+            if let Ok(mut q) = queue.0.lock() {
+                q.push((epoch_label(ring, epoch.refresh), Zeroizing::new(*key)));
+            }
+        })
+    }
+
+    fn take(&self) -> Vec<AgreedKey> {
+        self.0
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
+    }
+}
+
+/// `status.protection` of the admin status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectionStatus {
+    /// `seal` (three-step) or `sign-membership`.
+    pub policy: String,
+    /// The sealing suite (three-step).
+    pub suite: String,
+    /// The current epoch (hex), if a servers' key is installed.
+    pub current: Option<String>,
+    /// The previous epoch (hex), still accepted.
+    pub previous: Option<String>,
+    /// The daemons this one seals to now (they announced a key it holds).
+    pub sealed_to: Vec<NodeId>,
+}
+
+impl Protection {
+    /// The protection `[security]` asks for: `three-step` seals (suite
+    /// `security.transport_suite`), `integrated-vs` and `optimized-evs` sign membership
+    /// packets; both sign with `security.sign_key` and verify with the peers' `sign_pub`.
+    /// `None` with security off.
+    pub fn from_config(cfg: &DaemonConfig, codec: Codec, me: Pid) -> Result<Option<Self>, ConfigError> {
+        let policy = match cfg.security.mode {
+            SecurityMode::None => return Ok(None),
+            SecurityMode::ThreeStep => Policy::Seal,
+            _ => Policy::SignMembership,
+        };
+        let mut p = Self::new(codec, me, cfg.security.transport_suite.suite()).with_policy(policy);
+        let path = cfg
+            .security
+            .sign_key
+            .as_ref()
+            .ok_or_else(|| invalid("security.sign_key", "required when security is on"))?;
+        let secret =
+            sign_key::read_signing_key(path).map_err(|e| invalid("security.sign_key", e.to_string()))?;
+        p.set_signing_key(SigningKey::from_bytes(&secret));
+        for (i, peer) in cfg.peers.iter().enumerate() {
+            let key = peer
+                .sign_pub
+                .as_deref()
+                .and_then(sign_key::from_hex)
+                .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+                .ok_or_else(|| invalid(format!("peers[{i}].sign_pub"), "not an Ed25519 public key"))?;
+            p.add_peer_key(peer.id, key);
+        }
+        Ok(Some(p))
+    }
+
+    /// Install the keys agreed since the last call (see [`AgreedKeys`]); each epoch with the
+    /// outcome.
+    pub fn install_agreed(&mut self, agreed: &AgreedKeys) -> Vec<(u64, Result<(), SealError>)> {
+        agreed
+            .take()
+            .into_iter()
+            .map(|(epoch, key)| (epoch, self.install_key(epoch, &key[..])))
+            .collect()
+    }
+
+    /// The admin status.
+    pub fn status(&self) -> ProtectionStatus {
+        let mine = self.held();
+        ProtectionStatus {
+            policy: match self.policy {
+                Policy::Seal => "seal",
+                Policy::SignMembership => "sign-membership",
+            }
+            .to_owned(),
+            suite: self.suite().name().to_owned(),
+            current: mine.current.map(|e| format!("{e:016x}")),
+            previous: mine.previous.map(|e| format!("{e:016x}")),
+            sealed_to: self
+                .announced
+                .iter()
+                .filter(|(_, (_, h))| {
+                    [mine.current, mine.previous]
+                        .into_iter()
+                        .flatten()
+                        .any(|e| h.contains(e))
+                })
+                .map(|(n, _)| *n)
+                .filter(|_| self.policy == Policy::Seal)
+                .collect(),
         }
     }
 }
@@ -372,20 +662,50 @@ mod tests {
         true
     }
 
+    fn token() -> Packet {
+        Packet::Token(sgc_model::ring::Token {
+            ring: RingId {
+                seq: 9,
+                rep: Pid::new(0, 3),
+            },
+            token_seq: 4,
+            seq: 0,
+            aru: 0,
+            aru_id: None,
+            rtr: BTreeSet::new(),
+            fcc: 0,
+            backlog: 0,
+            rtx_pending: BTreeSet::new(),
+            done: BTreeSet::new(),
+            installed: None,
+        })
+    }
+
+    /// `from` sends `to` a packet in the format `from` picks; `to` decodes it.
+    fn exchange(from: &mut Protection, to: &mut Protection) -> Result<Option<(Pid, Packet)>, DecodeError> {
+        let w = from.wire_for(to.me.node, &join());
+        let d = from.encode(w, &join()).expect("encode");
+        to.decode(&d, any_sender)
+    }
+
     #[test]
     fn same_key_exchanges_sealed_packets_other_key_is_rejected() {
         for suite in Suite::ALL {
             let (mut a, mut b, mut c) = (prot(0, suite), prot(1, suite), prot(2, suite));
-            a.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
-                .expect("a");
-            b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
-                .expect("b");
-            c.install_key(7, OTHER, [Pid::new(0, 3), Pid::new(1, 3), Pid::new(2, 3)])
-                .expect("c");
-            assert_eq!(a.wire_for(1), Wire::Sealed(7));
+            a.install_key(7, KEY).expect("a");
+            b.install_key(7, KEY).expect("b");
+            c.install_key(7, OTHER).expect("c");
+            // Nothing announced yet: no sealing (and no signing key: plaintext).
+            assert_eq!(a.wire_for(1, &join()), Wire::Plain);
             let d = a.encode(Wire::Sealed(7), &join()).expect("seal");
             assert_eq!(&d[..6], &[b'S', b'G', b'C', b'R', VERSION_PROTECTED, MODE_SEALED]);
-            assert_eq!(b.decode(&d, any_sender), Ok((Pid::new(0, 3), join())), "{suite}");
+            assert_eq!(
+                b.decode(&d, any_sender),
+                Ok(Some((Pid::new(0, 3), join()))),
+                "{suite}"
+            );
+            // b learnt from that datagram that a holds epoch 7.
+            assert_eq!(b.wire_for(0, &join()), Wire::Sealed(7));
             // The third daemon, under another key, is rejected both ways.
             let e = c.decode(&d, any_sender).expect_err("other key");
             assert_eq!(e.label(), "seal_unauthentic");
@@ -404,10 +724,8 @@ mod tests {
     #[test]
     fn replayed_and_tampered_datagrams_are_dropped() {
         let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
-        a.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
-            .expect("a");
-        b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
-            .expect("b");
+        a.install_key(7, KEY).expect("a");
+        b.install_key(7, KEY).expect("b");
         let d = a.encode(Wire::Sealed(7), &join()).expect("seal");
         assert!(b.decode(&d, any_sender).is_ok());
         assert_eq!(
@@ -426,60 +744,173 @@ mod tests {
     }
 
     #[test]
-    fn key_rotation_keeps_the_previous_epoch_and_picks_by_holders() {
+    fn a_new_key_is_used_only_once_the_peer_announces_it() {
         let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
-        a.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3), Pid::new(2, 3)])
-            .expect("a7");
-        b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3), Pid::new(2, 3)])
-            .expect("b7");
-        let old = a.encode(Wire::Sealed(7), &join()).expect("old");
-        // A new key agreed by 0 and 1 only (2 left or is not there yet).
-        a.install_key(8, OTHER, [Pid::new(0, 3), Pid::new(1, 3)])
-            .expect("a8");
-        assert_eq!(a.wire_for(1), Wire::Sealed(8));
-        assert_eq!(a.wire_for(2), Wire::Sealed(7));
-        assert_eq!(a.wire_for(5), Wire::Plain);
-        let new = a.encode(Wire::Sealed(8), &join()).expect("new");
+        a.install_key(7, KEY).expect("a7");
+        b.install_key(7, KEY).expect("b7");
+        // Sealed first datagrams (as after an earlier exchange) announce epoch 7 both ways.
+        let d = a.encode(Wire::Sealed(7), &join()).expect("a seals");
+        b.decode(&d, any_sender).expect("a→b");
+        let d = b.encode(Wire::Sealed(7), &join()).expect("b seals");
+        a.decode(&d, any_sender).expect("b→a");
+        assert_eq!(a.wire_for(1, &join()), Wire::Sealed(7));
+        // a agrees on epoch 8 first: it keeps sealing under 7 until b shows it holds 8.
+        a.install_key(8, OTHER).expect("a8");
+        assert_eq!(a.wire_for(1, &join()), Wire::Sealed(7));
         assert_eq!(
-            b.decode(&new, any_sender).expect_err("future").label(),
+            exchange(&mut a, &mut b).map(|o| o.map(|(p, _)| p)),
+            Ok(Some(Pid::new(0, 3)))
+        );
+        // b sealing under 7 is accepted by a (previous epoch).
+        exchange(&mut b, &mut a).expect("b→a under 7");
+        b.install_key(8, OTHER).expect("b8");
+        // b learnt from a's last datagram that a holds 8.
+        assert_eq!(b.wire_for(0, &join()), Wire::Sealed(8));
+        exchange(&mut b, &mut a).expect("b→a under 8");
+        assert_eq!(a.wire_for(1, &join()), Wire::Sealed(8));
+        // Sealing ahead of the peer is refused by it as a future epoch.
+        a.install_key(9, KEY).expect("a9");
+        let ahead = a.encode(Wire::Sealed(9), &join()).expect("seal 9");
+        assert_eq!(
+            b.decode(&ahead, any_sender).expect_err("future").label(),
             "seal_future_epoch"
         );
-        b.install_key(8, OTHER, [Pid::new(0, 3), Pid::new(1, 3)])
-            .expect("b8");
-        assert!(b.decode(&new, any_sender).is_ok());
-        assert!(
-            b.decode(&old, any_sender).is_ok(),
-            "previous epoch still accepted"
+        assert_eq!(
+            a.wire_for(1, &join()),
+            Wire::Sealed(8),
+            "a holds 9 and 8, b holds 8 and 7"
         );
-        a.install_key(9, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
-            .expect("a9");
-        assert_eq!(a.wire_for(2), Wire::Plain, "epoch 7 is gone");
-        assert_eq!(a.epochs(), (Some(9), Some(8)));
+        a.install_key(10, OTHER).expect("a10");
+        assert_eq!(a.wire_for(1, &join()), Wire::Plain, "nothing in common any more");
+        assert_eq!(a.epochs(), (Some(10), Some(9)));
+    }
+
+    #[test]
+    fn a_stale_announcement_is_corrected_by_the_peers_next_datagram() {
+        let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
+        let (ka, kb) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        a.set_signing_key(ka.clone());
+        b.set_signing_key(kb.clone());
+        a.add_peer_key(1, kb.verifying_key());
+        b.add_peer_key(0, ka.verifying_key());
+        a.install_key(7, KEY).expect("a7");
+        b.install_key(7, KEY).expect("b7");
+        exchange(&mut b, &mut a).expect("b→a");
+        assert_eq!(a.wire_for(1, &join()), Wire::Sealed(7));
+        // A partition: b agrees on two keys a never sees, forgetting epoch 7.
+        b.install_key(8, OTHER).expect("b8");
+        b.install_key(9, OTHER).expect("b9");
+        let stale = a.encode(a.wire_for(1, &join()), &join()).expect("seal");
+        assert_eq!(
+            b.decode(&stale, any_sender).expect_err("forgotten").label(),
+            "seal_unknown_epoch"
+        );
+        // The partition heals: b's first datagram (signed, nothing in common) corrects a.
+        assert_eq!(b.wire_for(0, &join()), Wire::Signed);
+        exchange(&mut b, &mut a).expect("signed b→a");
+        assert_eq!(a.wire_for(1, &join()), Wire::Signed);
+        assert!(exchange(&mut a, &mut b).is_ok());
+    }
+
+    fn signing_pair() -> (Protection, Protection) {
+        let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
+        let (ka, kb) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        for p in [&mut a, &mut b] {
+            p.add_peer_key(0, ka.verifying_key());
+            p.add_peer_key(1, kb.verifying_key());
+        }
+        a.set_signing_key(ka);
+        b.set_signing_key(kb);
+        (a, b)
+    }
+
+    #[test]
+    fn a_new_key_is_announced_to_the_peers_and_an_unaware_sender_is_answered() {
+        let (mut a, mut b) = signing_pair();
+        a.install_key(7, KEY).expect("a7");
+        b.install_key(7, KEY).expect("b7");
+        // Installing queues one announcement per peer (not to itself).
+        let from_b = b.take_announcements();
+        assert_eq!(from_b.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0]);
+        assert_eq!(&from_b[0].1[4..6], &[VERSION_PROTECTED, MODE_ANNOUNCE]);
+        assert_eq!(a.decode(&from_b[0].1, any_sender), Ok(None), "no packet");
+        assert_eq!(a.wire_for(1, &join()), Wire::Sealed(7));
+        assert!(!b.has_announcements());
+        // b's view of a is unknown (a's announcement was lost): b signs to a; a, which knows
+        // b holds epoch 7, answers with an announcement, once.
+        let _ = a.take_announcements();
+        assert_eq!(b.wire_for(0, &join()), Wire::Signed);
+        exchange(&mut b, &mut a).expect("signed");
+        let answer = a.take_announcements();
+        assert_eq!(answer.len(), 1);
+        exchange(&mut b, &mut a).expect("signed again");
+        assert!(!a.has_announcements(), "not again for the next datagram");
+        b.decode(&answer[0].1, any_sender).expect("announcement");
+        assert_eq!(b.wire_for(0, &join()), Wire::Sealed(7));
+        // A replayed announcement is refused.
+        assert_eq!(
+            b.decode(&answer[0].1, any_sender).expect_err("replay").label(),
+            "seal_replay"
+        );
+    }
+
+    #[test]
+    fn a_reordered_older_datagram_does_not_undo_an_announcement() {
+        let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
+        a.install_key(7, KEY).expect("a7");
+        b.install_key(7, KEY).expect("b7");
+        let older = b.encode(Wire::Sealed(7), &join()).expect("old");
+        b.install_key(8, OTHER).expect("b8");
+        a.install_key(8, OTHER).expect("a8");
+        let newer = b.encode(Wire::Sealed(8), &join()).expect("new");
+        a.decode(&newer, any_sender).expect("new");
+        a.decode(&older, any_sender).expect("old, previous epoch");
+        assert_eq!(a.wire_for(1, &join()), Wire::Sealed(8));
     }
 
     #[test]
     fn a_restarted_daemon_is_no_longer_a_holder() {
         let (mut a, mut b) = (prot(0, Suite::Aes256Gcm), prot(1, Suite::Aes256Gcm));
-        a.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
-            .expect("a");
-        b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)])
-            .expect("b");
+        a.install_key(7, KEY).expect("a");
+        b.install_key(7, KEY).expect("b");
         let d = b.encode(Wire::Sealed(7), &join()).expect("seal");
         assert!(a.decode(&d, any_sender).is_ok());
-        assert_eq!(a.wire_for(1), Wire::Sealed(7));
+        assert_eq!(a.wire_for(1, &join()), Wire::Sealed(7));
         // Daemon 1 restarts (incarnation 4): it has no key; its first datagram is plaintext.
         let mut b4 = Protection::new(Codec::new("test", 65_507), Pid::new(1, 4), Suite::Aes256Gcm);
-        let plain = b4.encode(b4.wire_for(0), &join()).expect("plain");
-        assert_eq!(a.decode(&plain, any_sender).map(|(p, _)| p), Ok(Pid::new(1, 4)));
+        let plain = b4.encode(b4.wire_for(0, &join()), &join()).expect("plain");
         assert_eq!(
-            a.wire_for(1),
+            a.decode(&plain, any_sender).map(|o| o.map(|(p, _)| p)),
+            Ok(Some(Pid::new(1, 4)))
+        );
+        assert_eq!(
+            a.wire_for(1, &join()),
             Wire::Plain,
             "no sealing to an incarnation without the key"
         );
         // A late datagram of the old incarnation does not bring the key back.
         let late = b.encode(Wire::Sealed(7), &join()).expect("seal");
         assert!(a.decode(&late, any_sender).is_ok());
-        assert_eq!(a.wire_for(1), Wire::Plain);
+        assert_eq!(a.wire_for(1, &join()), Wire::Plain);
+    }
+
+    #[test]
+    fn sign_membership_signs_joins_and_commits_only() {
+        let membership = |n: u16| prot(n, Suite::Aes256Gcm).with_policy(Policy::SignMembership);
+        let (mut a, mut b) = (membership(0), membership(1));
+        let ka = SigningKey::from_bytes(&[1; 32]);
+        a.set_signing_key(ka.clone());
+        b.set_signing_key(SigningKey::from_bytes(&[2; 32]));
+        b.add_peer_key(0, ka.verifying_key());
+        assert_eq!(a.wire_for(1, &join()), Wire::Signed);
+        assert_eq!(a.wire_for(1, &token()), Wire::Plain);
+        let j = a.encode(Wire::Signed, &join()).expect("sign");
+        assert_eq!(b.decode(&j, any_sender), Ok(Some((Pid::new(0, 3), join()))));
+        let t = a.encode(Wire::Plain, &token()).expect("plain");
+        assert_eq!(b.decode(&t, any_sender), Ok(Some((Pid::new(0, 3), token()))));
+        // A forged, unsigned join is refused.
+        let forged = a.encode(Wire::Plain, &join()).expect("plain");
+        assert_eq!(b.decode(&forged, any_sender), Err(DecodeError::Plaintext));
     }
 
     #[test]
@@ -489,12 +920,12 @@ mod tests {
         let kb = SigningKey::from_bytes(&[2; 32]);
         a.set_signing_key(ka.clone());
         b.set_signing_key(kb);
-        assert_eq!(a.wire_for(1), Wire::Signed);
+        assert_eq!(a.wire_for(1, &join()), Wire::Signed);
         let d = a.encode(Wire::Signed, &join()).expect("sign");
         // Unknown signer: refused.
         assert_eq!(b.decode(&d, any_sender), Err(DecodeError::BadSignature));
         b.add_peer_key(0, ka.verifying_key());
-        assert_eq!(b.decode(&d, any_sender), Ok((Pid::new(0, 3), join())));
+        assert_eq!(b.decode(&d, any_sender), Ok(Some((Pid::new(0, 3), join()))));
         assert_eq!(
             b.decode(&d, any_sender).expect_err("replay").label(),
             "seal_replay"
@@ -545,7 +976,7 @@ mod tests {
         let plain = Codec::new("test", 65_507).encode(big, &pkt).len();
         for suite in Suite::ALL {
             let mut p = Protection::new(Codec::new("test", 65_507), big, suite);
-            p.install_key(1, KEY, [big]).expect("key");
+            p.install_key(1, KEY).expect("key");
             p.set_signing_key(SigningKey::from_bytes(&[3; 32]));
             for wire in [Wire::Sealed(1), Wire::Signed] {
                 let n = p.encode(wire, &pkt).expect("encode").len();
@@ -564,7 +995,7 @@ mod tests {
         #[test]
         fn random_datagrams_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..300), mode in 0u8..4) {
             let mut b = prot(1, Suite::Aes256Gcm);
-            b.install_key(7, KEY, [Pid::new(0, 3), Pid::new(1, 3)]).expect("b");
+            b.install_key(7, KEY).expect("b");
             b.add_peer_key(0, SigningKey::from_bytes(&[1; 32]).verifying_key());
             let _ = b.decode(&tail, any_sender);
             let mut d = MAGIC.to_vec();

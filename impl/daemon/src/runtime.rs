@@ -34,7 +34,7 @@ use sgc_model::ring::record::{Header, RECORD_VERSION, Recorder};
 use crate::admin::{self, Pending, Request, Response, RingStatus, SendService, Status};
 use crate::clients::{self, Channels, SessionCtl, SessionMsg};
 use crate::config::{DaemonConfig, SecurityMode};
-use crate::protection::{Protection, Wire};
+use crate::protection::{AgreedKeys, Policy, Protection, Wire};
 use crate::sessions::{RingSubmit, Sessions};
 use crate::store::{Store, StoreError};
 use crate::transport::Codec;
@@ -133,9 +133,11 @@ pub struct Runtime {
     machine: Daemon,
     store: Store,
     codec: Codec,
-    /// Three-Step packet protection (`security.mode = "three-step"`), keys installed by
-    /// [`Runtime::protection_mut`].
+    /// Daemon↔daemon packet protection with security on (`crate::protection`): sealing
+    /// (three-step) or signed membership packets.
     protection: Option<Protection>,
+    /// Servers' keys agreed and not yet given to `protection` (three-step).
+    agreed: AgreedKeys,
     sock: UdpSocket,
     admin: Option<TcpListener>,
     client_tcp: Option<TcpListener>,
@@ -223,11 +225,15 @@ impl Runtime {
         let span = tracing::info_span!("daemon", name = %cfg.daemon.name, pid = %machine.me);
         let ring_span = tracing::info_span!(parent: &span, "ring", id = %machine.reg_ring);
         let codec = Codec::new(&cfg.cluster, cfg.runtime.max_datagram);
-        let protection = (cfg.security.mode == SecurityMode::ThreeStep)
-            .then(|| Protection::new(codec.clone(), machine.me, cfg.security.transport_suite.suite()));
+        let protection = Protection::from_config(&cfg, codec.clone(), machine.me)?;
+        let agreed = AgreedKeys::default();
+        if protection.as_ref().map(Protection::policy) == Some(Policy::Seal) {
+            sessions.set_servers_key_hook(agreed.hook());
+        }
         Ok(Self {
             codec,
             protection,
+            agreed,
             peers: cfg.peers.iter().map(|p| (p.id, p.addr)).collect(),
             ring,
             machine,
@@ -258,8 +264,8 @@ impl Runtime {
         })
     }
 
-    /// The packet protection of a `three-step` daemon: where the servers' key agreement
-    /// installs epoch keys and the daemon signing keys (`docs/security.md`).
+    /// The packet protection of a daemon with security on (keys come from the configuration
+    /// and the servers' key agreement; tests adjust them here).
     pub fn protection_mut(&mut self) -> Option<&mut Protection> {
         self.protection.as_mut()
     }
@@ -442,10 +448,14 @@ impl Runtime {
         let peers = &self.peers;
         let decoded = match &mut self.protection {
             Some(p) => p.decode(bytes, |pid| peers.get(&pid.node) == Some(&from)),
-            None => self.codec.decode(bytes),
+            None => self.codec.decode(bytes).map(Some),
         };
         let (pid, pkt) = match decoded {
-            Ok(x) => x,
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                self.count("announcements_in");
+                return None;
+            }
             Err(crate::transport::DecodeError::UnknownSender) => {
                 self.count("dropped_unknown_sender");
                 warn!(%from, "dropped a datagram from an unknown sender address");
@@ -515,7 +525,25 @@ impl Runtime {
         for c in cmds {
             self.apply(c).await?;
         }
+        if self
+            .protection
+            .as_ref()
+            .is_some_and(Protection::has_announcements)
+        {
+            self.send_announcements().await;
+        }
         Ok(())
+    }
+
+    /// Tell peers which servers' keys this daemon holds (see `crate::protection`).
+    async fn send_announcements(&mut self) {
+        let Some(p) = &mut self.protection else {
+            return;
+        };
+        for (node, bytes) in p.take_announcements() {
+            self.count("announcements_out");
+            self.send_to(node, &bytes).await;
+        }
     }
 
     async fn apply(&mut self, c: Command) -> Result<(), DaemonError> {
@@ -540,6 +568,7 @@ impl Runtime {
                 ..
             } => {
                 let subs = self.sessions.on_deliver(sender.node, config, &payload);
+                self.install_agreed_keys();
                 self.submit_group(subs);
                 self.delivered += 1;
                 if payload.first() != Some(&crate::sessions::GROUP_TAG) {
@@ -563,6 +592,25 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// Give the servers' keys the last delivery completed to the packet protection.
+    fn install_agreed_keys(&mut self) {
+        let Some(p) = &mut self.protection else {
+            return;
+        };
+        for (epoch, outcome) in p.install_agreed(&self.agreed) {
+            match outcome {
+                Ok(()) => {
+                    self.count("keys_installed");
+                    info!(epoch = %format!("{epoch:016x}"), "servers' key installed for the ring's packets");
+                }
+                Err(e) => {
+                    self.count("keys_install_errors");
+                    warn!(epoch = %format!("{epoch:016x}"), error = %e, "servers' key not installed");
+                }
+            }
+        }
     }
 
     /// Queue the group layer's messages for the ring machine.
@@ -622,9 +670,16 @@ impl Runtime {
         let Some(p) = &mut self.protection else {
             return Some(self.codec.encode(self.machine.me, pkt));
         };
-        let wire = wire.unwrap_or_else(|| p.wire_for(dest));
+        let wire = wire.unwrap_or_else(|| p.wire_for(dest, pkt));
         match p.encode(wire, pkt) {
-            Ok(b) => Some(b),
+            Ok(b) => {
+                self.count(match wire {
+                    Wire::Sealed(_) => "datagrams_sealed_out",
+                    Wire::Signed => "datagrams_signed_out",
+                    Wire::Plain => "datagrams_plain_out",
+                });
+                Some(b)
+            }
             Err(e) => {
                 self.count("send_seal_errors");
                 warn!(error = %e, "cannot protect a packet; not sent");
@@ -644,7 +699,10 @@ impl Runtime {
         // One encoding per protection format (all destinations alike without protection).
         let mut groups: BTreeMap<Wire, Vec<NodeId>> = BTreeMap::new();
         for n in others {
-            let w = self.protection.as_ref().map_or(Wire::Plain, |p| p.wire_for(n));
+            let w = self
+                .protection
+                .as_ref()
+                .map_or(Wire::Plain, |p| p.wire_for(n, pkt));
             groups.entry(w).or_default().push(n);
         }
         for (wire, nodes) in groups {
@@ -797,6 +855,7 @@ impl Runtime {
             machine: serde_json::to_value(&m.stats).unwrap_or_default(),
             clients: self.sessions.status(),
             keys: self.sessions.keys_status(),
+            protection: self.protection.as_ref().map(Protection::status),
         }
     }
 }

@@ -1,15 +1,17 @@
-//! Three-Step packet protection between real daemons (in-process, UDP on loopback): d0 and d1
-//! hold the same epoch key and form a ring and exchange messages over sealed datagrams; d2
-//! holds another key for the same epoch and is rejected (`dropped_seal_unauthentic`); a
-//! datagram sent twice from a configured address (d3, played by the test) is dropped the
-//! second time (`dropped_seal_replay`). Without an epoch key, daemons with signing keys form a
-//! ring over signed datagrams and refuse unknown signers and plaintext.
+//! Three-Step packet protection between real daemons (in-process, UDP on loopback), keys from
+//! the configuration and the servers' key agreement, nothing installed by hand:
+//! - three daemons form a ring over signed datagrams, agree on the servers' key, announce it and
+//!   from then on seal every packet; refreshes under load switch keys without losing a packet
+//!   (no `dropped_seal_unknown_epoch` / `_future_epoch`);
+//! - a datagram sent twice from a configured address (d3, played by the test) is dropped the
+//!   second time (`dropped_seal_replay`), a tampered one is unauthentic;
+//! - a daemon whose signing key its peers do not know stays alone (`dropped_bad_signature`),
+//!   plaintext is refused (`dropped_plaintext`).
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
 use sgc_crypto::pki;
 use sgc_daemon::admin::{self, Request, SendService};
 use sgc_daemon::config::{SecurityMode, SecuritySection};
@@ -18,8 +20,7 @@ use sgc_daemon::transport::Codec;
 use sgc_daemon::{DaemonConfig, Runtime};
 use sgc_model::ring::{Packet, Pid, RingId};
 
-const KEY: &[u8] = b"servers' key of epoch 1 for d0d1";
-const WRONG: &[u8] = b"another key of epoch 1, for d2!!";
+const WRONG: &[u8] = b"not the servers' key, 32 bytes!!";
 const CLUSTER: &str = "sealed-test";
 
 struct Cluster {
@@ -80,47 +81,44 @@ fn config(dir: &Path, i: u16, base: u16) -> DaemonConfig {
     cfg
 }
 
-/// How a daemon's protection is set up before it runs.
-type Setup = fn(u16, &mut Protection);
+/// How a daemon's configuration is changed before it runs.
+type Setup = fn(u16, &mut DaemonConfig);
 
-fn keyed(i: u16, p: &mut Protection) {
-    let key = if i == 2 { WRONG } else { KEY };
-    p.install_key(1, key, (0..4).map(|n| Pid::new(n, 1)))
-        .expect("install");
+/// Key refreshes every 400 ms (three-step keys change under load).
+fn refreshing(_: u16, cfg: &mut DaemonConfig) {
+    cfg.security.refresh_ms = 400;
 }
 
-fn signing_key(i: u16) -> SigningKey {
-    SigningKey::from_bytes(&[u8::try_from(i).expect("small") + 1; 32])
-}
-
-/// Signing keys only (no epoch key): d0 and d1 know each other's verifying keys, nobody
-/// knows d2's.
-fn signed(i: u16, p: &mut Protection) {
-    p.set_signing_key(signing_key(i));
-    for n in [0, 1] {
-        p.add_peer_key(n, signing_key(n).verifying_key());
+/// d0 and d1 list d3's verifying key for d2: d2's signatures are not accepted.
+fn unknown_d2(i: u16, cfg: &mut DaemonConfig) {
+    if i < 2 {
+        let d3 = cfg
+            .peers
+            .iter()
+            .find(|p| p.id == 3)
+            .and_then(|p| p.sign_pub.clone());
+        if let Some(p) = cfg.peers.iter_mut().find(|p| p.id == 2) {
+            p.sign_pub = d3;
+        }
     }
 }
 
 /// Start daemon `i` on its own thread; Err if it could not bind (port taken).
-fn spawn(cfg: DaemonConfig, setup: Setup) -> Result<std::thread::JoinHandle<()>, String> {
+fn spawn(cfg: DaemonConfig) -> Result<std::thread::JoinHandle<()>, String> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let id = cfg.daemon.id;
     let t = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio");
         rt.block_on(async move {
-            let mut d = match Runtime::bind(cfg).await {
+            let d = match Runtime::bind(cfg).await {
                 Ok(d) => d,
                 Err(e) => {
                     let _ = tx.send(Err(e.to_string()));
                     return;
                 }
             };
-            let p = d.protection_mut().expect("three-step has protection");
-            setup(id, p);
             let _ = tx.send(Ok(()));
             let _ = d.run(std::future::pending()).await;
         });
@@ -169,7 +167,13 @@ fn start(name: &str, slot: u32, setup: Setup) -> (Cluster, UdpSocket, DaemonConf
     for attempt in 0..20u32 {
         let spread = (std::process::id() + attempt * 7919 + slot * 51_329) % 700;
         let base = 20_000 + u16::try_from(spread).expect("small") * 16;
-        let cfgs: Vec<DaemonConfig> = (0..4).map(|i| config(&dir, i, base)).collect();
+        let cfgs: Vec<DaemonConfig> = (0..4)
+            .map(|i| {
+                let mut c = config(&dir, i, base);
+                setup(i, &mut c);
+                c
+            })
+            .collect();
         let Ok(sock) = UdpSocket::bind(cfgs[3].daemon.listen) else {
             continue;
         };
@@ -180,7 +184,7 @@ fn start(name: &str, slot: u32, setup: Setup) -> (Cluster, UdpSocket, DaemonConf
         };
         let mut failed = false;
         for cfg in cfgs.iter().take(3) {
-            match spawn(cfg.clone(), setup) {
+            match spawn(cfg.clone()) {
                 Ok(t) => {
                     cluster.threads.push(t);
                     cluster.admins.push(cfg.daemon.admin);
@@ -208,70 +212,105 @@ fn start(name: &str, slot: u32, setup: Setup) -> (Cluster, UdpSocket, DaemonConf
     panic!("could not start the daemons: {last}");
 }
 
-#[test]
-fn same_key_daemons_form_a_ring_other_key_and_replays_are_dropped() {
-    let (cluster, sock, d3) = start("sealed", 1, keyed);
-    let (a0, a1, a2) = (cluster.admins[0], cluster.admins[1], cluster.admins[2]);
-
-    // d0 and d1 form a ring over sealed datagrams; d2's (another key) are dropped.
-    wait_for("a ring of d0 and d1", 30, || {
-        members(&status(a0)) == ["d0", "d1"] && members(&status(a1)) == ["d0", "d1"]
-    });
-    wait_for("d2's datagrams to be refused", 30, || {
-        counter(&status(a0), "dropped_seal_unauthentic") > 0
-    });
-    let s2 = status(a2);
-    assert_eq!(members(&s2), ["d2"], "d2 must stay alone: {s2}");
-    assert!(counter(&s2, "dropped_seal_unauthentic") > 0, "{s2}");
-    // Stop d2, so that the counters below move only because of the test's datagrams.
-    let _ = admin::call(a2, &Request::Shutdown, Duration::from_secs(2));
-    std::thread::sleep(Duration::from_millis(300));
-
-    // Messages flow between d0 and d1.
-    let before = status(a1)["delivered"].as_u64().unwrap_or(0);
+fn send(admin_addr: std::net::SocketAddr, count: u32, size: usize) {
     admin::call(
-        a0,
+        admin_addr,
         &Request::Send {
-            count: 200,
-            size: 1000,
+            count,
+            size,
             service: SendService::Agreed,
         },
         Duration::from_secs(2),
     )
     .expect("send");
-    wait_for("200 deliveries at d1", 30, || {
-        status(a1)["delivered"].as_u64().unwrap_or(0) >= before + 200
-    });
-    let s1 = status(a1);
-    assert_eq!(counter(&s1, "dropped_plaintext"), 0);
-    assert_eq!(counter(&s1, "dropped_seal_replay"), 0, "{s1}");
+}
 
-    // A datagram sent twice from d3's configured address: the copy is dropped as a replay.
-    let mut p3 = Protection::new(Codec::new(CLUSTER, 65_507), Pid::new(3, 1), Default::default());
-    p3.install_key(1, KEY, (0..4).map(|i| Pid::new(i, 1)))
-        .expect("d3 key");
+fn delivered(s: &serde_json::Value) -> u64 {
+    s["delivered_testing"].as_u64().unwrap_or(0)
+}
+
+fn epoch(s: &serde_json::Value) -> Option<String> {
+    s["protection"]["current"].as_str().map(str::to_owned)
+}
+
+fn sealed_to(s: &serde_json::Value) -> usize {
+    s["protection"]["sealed_to"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn three_step_daemons_agree_on_a_key_then_seal_and_rekey_under_load_losing_nothing() {
+    let (cluster, sock, d3) = start("sealed", 1, refreshing);
+    let a = cluster.admins.clone();
+    wait_for("a ring of three", 30, || {
+        a.iter().all(|x| members(&status(*x)) == ["d0", "d1", "d2"])
+    });
+    wait_for("one servers' key, sealed to both peers", 30, || {
+        let s: Vec<_> = a.iter().map(|x| status(*x)).collect();
+        epoch(&s[0]).is_some() && s.iter().all(|x| epoch(x) == epoch(&s[0]) && sealed_to(x) == 2)
+    });
+    // Sends from every daemon over several refreshes; every message reaches every daemon.
+    let before: Vec<u64> = a.iter().map(|x| delivered(&status(*x))).collect();
+    let installed: Vec<u64> = a.iter().map(|x| counter(&status(*x), "keys_installed")).collect();
+    for _ in 0..10 {
+        for x in &a {
+            send(*x, 100, 1000);
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    wait_for("3000 deliveries at each daemon", 60, || {
+        a.iter()
+            .zip(&before)
+            .all(|(x, b)| delivered(&status(*x)) >= b + 3000)
+    });
+    for (x, i) in a.iter().zip(&installed) {
+        let s = status(*x);
+        assert_eq!(members(&s), ["d0", "d1", "d2"], "no ring change: {s}");
+        assert!(counter(&s, "keys_installed") >= i + 2, "keys were refreshed: {s}");
+        assert!(counter(&s, "datagrams_sealed_out") > 1000, "{s}");
+        for lost in [
+            "dropped_seal_unknown_epoch",
+            "dropped_seal_future_epoch",
+            "dropped_seal_unauthentic",
+            "send_seal_errors",
+            "keys_install_errors",
+        ] {
+            assert_eq!(counter(&s, lost), 0, "{lost}: {s}");
+        }
+    }
+
+    // d3, played by the test, signs with its configured key: a copy is a replay, a tampered
+    // datagram is refused, a datagram sealed under the ring's epoch with another key is
+    // unauthentic.
+    let mut p3 = Protection::from_config(&d3, Codec::new(CLUSTER, 65_507), Pid::new(3, 1))
+        .expect("d3's keys")
+        .expect("three-step");
     let probe = Packet::Probe {
         ring: RingId {
             seq: 1,
             rep: Pid::new(3, 1),
         },
     };
-    let captured = p3.encode(Wire::Sealed(1), &probe).expect("seal");
     let target = cluster_peer(&d3, 0);
-    let replays_before = counter(&status(a0), "dropped_seal_replay");
-    sock.send_to(&captured, target).expect("send");
-    sock.send_to(&captured, target).expect("send again");
+    let s0 = status(a[0]);
+    let signed = p3.encode(Wire::Signed, &probe).expect("sign");
+    sock.send_to(&signed, target).expect("send");
+    sock.send_to(&signed, target).expect("send again");
     wait_for("the replay to be counted", 10, || {
-        counter(&status(a0), "dropped_seal_replay") == replays_before + 1
+        counter(&status(a[0]), "dropped_seal_replay") == counter(&s0, "dropped_seal_replay") + 1
     });
-    // And a tampered copy of a fresh one is unauthentic.
-    let unauth_before = counter(&status(a0), "dropped_seal_unauthentic");
-    let mut tampered = p3.encode(Wire::Sealed(1), &probe).expect("seal");
-    let last = tampered.len() - 1;
-    tampered[last] ^= 1;
+    let mut tampered = p3.encode(Wire::Signed, &probe).expect("sign");
+    tampered[30] ^= 1;
     sock.send_to(&tampered, target).expect("send tampered");
     wait_for("the tampered datagram to be counted", 10, || {
-        counter(&status(a0), "dropped_seal_unauthentic") > unauth_before
+        counter(&status(a[0]), "dropped_bad_signature") > counter(&s0, "dropped_bad_signature")
+    });
+    let current = epoch(&status(a[0])).and_then(|e| u64::from_str_radix(&e, 16).ok());
+    let current = current.expect("an epoch");
+    p3.install_key(current, WRONG).expect("wrong key");
+    let forged = p3.encode(Wire::Sealed(current), &probe).expect("seal");
+    sock.send_to(&forged, target).expect("send forged");
+    wait_for("the forged datagram to be counted", 10, || {
+        counter(&status(a[0]), "dropped_seal_unauthentic") > counter(&s0, "dropped_seal_unauthentic")
     });
     drop(cluster);
 }
@@ -284,12 +323,11 @@ fn cluster_peer(cfg: &DaemonConfig, node: u16) -> std::net::SocketAddr {
         .expect("peer")
 }
 
-/// The bootstrap rule: without an epoch key, daemons with signing keys form a ring over
-/// signed datagrams; a daemon whose key nobody knows is refused (`dropped_bad_signature`), and
-/// plaintext is refused once a daemon has a signing key (`dropped_plaintext`).
+/// A daemon whose signing key its peers do not know is refused (`dropped_bad_signature`) and
+/// stays alone; plaintext is refused (`dropped_plaintext`).
 #[test]
-fn without_a_key_daemons_form_a_ring_over_signed_datagrams() {
-    let (cluster, sock, d3) = start("signed", 2, signed);
+fn an_unknown_signer_and_plaintext_are_refused() {
+    let (cluster, sock, d3) = start("signed", 2, unknown_d2);
     let (a0, a1, a2) = (cluster.admins[0], cluster.admins[1], cluster.admins[2]);
     wait_for("a ring of d0 and d1", 30, || {
         members(&status(a0)) == ["d0", "d1"] && members(&status(a1)) == ["d0", "d1"]
@@ -299,21 +337,11 @@ fn without_a_key_daemons_form_a_ring_over_signed_datagrams() {
     });
     assert_eq!(members(&status(a2)), ["d2"]);
     let _ = admin::call(a2, &Request::Shutdown, Duration::from_secs(2));
-    let before = status(a1)["delivered"].as_u64().unwrap_or(0);
-    admin::call(
-        a0,
-        &Request::Send {
-            count: 100,
-            size: 500,
-            service: SendService::Agreed,
-        },
-        Duration::from_secs(2),
-    )
-    .expect("send");
+    let before = delivered(&status(a1));
+    send(a0, 100, 500);
     wait_for("100 deliveries at d1", 30, || {
-        status(a1)["delivered"].as_u64().unwrap_or(0) >= before + 100
+        delivered(&status(a1)) >= before + 100
     });
-    // A plaintext datagram from a configured address is refused.
     let plain = Codec::new(CLUSTER, 65_507).encode(
         Pid::new(3, 1),
         &Packet::Probe {

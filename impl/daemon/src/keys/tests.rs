@@ -143,8 +143,9 @@ fn the_hook_gets_every_servers_key() {
     let mut ds = drivers(3);
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    ds[1].set_hook(Box::new(move |epoch, key| {
+    ds[1].set_hook(Box::new(move |r, epoch, key| {
         if let Ok(mut v) = s2.lock() {
+            assert_eq!(ConfigId::Regular(r), ring(5));
             v.push((epoch, *key));
         }
     }));
