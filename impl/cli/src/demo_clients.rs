@@ -1,8 +1,13 @@
-//! The second part of `sgc demo`: a local cluster of 3 daemons (`sgc cluster up`), two clients on
-//! different daemons that join a group and talk, a partition that separates them (transitional
-//! signal, then a network membership) and the heal that merges them again, printed as a timeline.
-//! Every wait is bounded; the cluster is stopped at the end, also after a failure.
+//! The second part of `sgc demo`: a local secure cluster of 3 daemons (`sgc cluster up --security
+//! three-step`: mutual TLS for clients, access control, the servers' key agreed with TGDH after
+//! every configuration change, daemon↔daemon packets sealed under it), two clients on different
+//! daemons that join a group and talk, an identity without rights that is refused, a partition
+//! that separates the clients (transitional signal, then a network membership) and the heal
+//! that merges them again — printed as a timeline with every group key id and the daemons'
+//! servers' key ids. Every wait is bounded; the cluster is stopped at the end, also after a
+//! failure.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,6 +26,8 @@ const WAIT: Duration = Duration::from_secs(15);
 #[derive(Deserialize)]
 struct Info {
     daemons: Vec<DaemonInfo>,
+    #[serde(default)]
+    identities: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -34,7 +41,16 @@ pub fn run() -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find sgc: {e}"))?;
     let dir: PathBuf = std::env::temp_dir().join(format!("sgc-demo-{}", std::process::id()));
     let out = Command::new(&exe)
-        .args(["cluster", "up", "--daemons", "3", "--json", "--dir"])
+        .args([
+            "cluster",
+            "up",
+            "--daemons",
+            "3",
+            "--security",
+            "three-step",
+            "--json",
+            "--dir",
+        ])
         .arg(&dir)
         .output()
         .map_err(|e| format!("cannot run sgc cluster up: {e}"))?;
@@ -76,7 +92,14 @@ fn until(
         let left = deadline.saturating_duration_since(Instant::now());
         match c.recv_timeout(left).map_err(|e| format!("{who}: {e}"))? {
             Some(ev) => {
-                clock.say(who, &event_text(&ev));
+                let mut text = event_text(&ev);
+                if let ClientEvent::Membership(m) = &ev
+                    && let Some(k) = c.group_key(&m.group)
+                {
+                    let kind = if k.artificial { ", refreshed" } else { "" };
+                    text.push_str(&format!(" — group key id {:016x}{kind}", k.key_id));
+                }
+                clock.say(who, &text);
                 if done(&ev) {
                     return Ok(());
                 }
@@ -97,15 +120,74 @@ fn admin_all(info: &Info, req: impl Fn(usize) -> Request) -> Result<(), String> 
     Ok(())
 }
 
+/// Print each daemon's servers' key id and the peers it seals to, once every daemon holds the
+/// key of its ring and seals to every peer of its ring (bounded).
+fn servers_keys(clock: &Clock, info: &Info) -> Result<(), String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut lines = Vec::new();
+        let mut settled = true;
+        for (i, d) in info.daemons.iter().enumerate() {
+            let s = admin::call(d.admin, &Request::Status, Duration::from_secs(5))
+                .map_err(|e| format!("admin: {e}"))?;
+            let me = format!("d{i}");
+            let others: Vec<String> = s["ring"]["members"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_str())
+                        .filter(|n| *n != me)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let sealed: Vec<String> = s["protection"]["sealed_to"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_u64())
+                        .map(|n| format!("d{n}"))
+                        .filter(|n| others.contains(n))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let key = s["keys"]["key_id"].as_str().unwrap_or("none").to_owned();
+            settled &= s["keys"]["holding"] == false && others.iter().all(|o| sealed.contains(o));
+            lines.push(format!(
+                "d{i}: ring {} servers' key id {key}, sealing to ring peers [{}]",
+                s["ring"]["id"].as_str().unwrap_or("?"),
+                sealed.join(", ")
+            ));
+        }
+        if settled {
+            for l in lines {
+                clock.say("daemon", &l);
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("servers' keys did not settle: {lines:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn story(info: &Info) -> Result<(), String> {
     let clock = Clock(Instant::now());
     let [d0, _, d2] = info.daemons.as_slice() else {
         return Err("expected 3 daemons".into());
     };
     out!("");
-    out!("sgc demo, part 2: clients of a local 3-daemon cluster (d0, d1, d2 on loopback)");
-    let connect = |addr, name| {
-        Client::connect(&Endpoint::Tcp(addr), Some(name), true).map_err(|e| format!("{name}: {e}"))
+    out!("sgc demo, part 2: clients of a local secure 3-daemon cluster (d0, d1, d2 on loopback, three-step)");
+    servers_keys(&clock, info)?;
+    let connect = |addr, name: &str| {
+        let identity = info
+            .identities
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no identity {name}"))?;
+        Client::connect(&Endpoint::Tls { addr, identity }, Some(name), true)
+            .map_err(|e| format!("{name}: {e}"))
     };
     let mut alice = connect(d0.client, "alice")?;
     let mut bob = connect(d2.client, "bob")?;
@@ -117,6 +199,16 @@ fn story(info: &Info) -> Result<(), String> {
     bob.join(&chat).map_err(|e| e.to_string())?;
     until(&clock, "bob", &mut bob, |e| members_are(e, 2))?;
     until(&clock, "alice", &mut alice, |e| members_are(e, 2))?;
+    let mut mallory = connect(d0.client, "mallory")?;
+    clock.say(
+        "mallory",
+        "valid certificate, no rights in the policy: tries to join chat",
+    );
+    mallory.join(&chat).map_err(|e| e.to_string())?;
+    until(&clock, "mallory", &mut mallory, |e| {
+        matches!(e, ClientEvent::Reject { .. })
+    })?;
+    drop(mallory);
     let to = [Target::Group(chat.clone())];
     alice
         .multicast(&to, ClientService::Agreed, 0, b"hello bob")
@@ -144,10 +236,12 @@ fn story(info: &Info) -> Result<(), String> {
     })?;
     until(&clock, "alice", &mut alice, |e| members_are(e, 1))?;
     until(&clock, "bob", &mut bob, |e| members_are(e, 1))?;
+    servers_keys(&clock, info)?;
     clock.say("admin", "heal");
     admin_all(info, |_| Request::Heal)?;
     until(&clock, "alice", &mut alice, |e| members_are(e, 2))?;
     until(&clock, "bob", &mut bob, |e| members_are(e, 2))?;
+    servers_keys(&clock, info)?;
     bob.multicast(&to, ClientService::Agreed, 0, b"together again")
         .map_err(|e| e.to_string())?;
     until(&clock, "alice", &mut alice, |e| matches!(e, ClientEvent::Data(_)))?;

@@ -132,6 +132,10 @@ fn demo_agrees_at_every_step() {
         text.contains("together again") && !text.contains("FAILED"),
         "{text}"
     );
+    // The cluster part runs with security: keys ids shown, the identity without rights refused.
+    for shown in ["servers' key id", "group key id", "mallory rejected (denied)"] {
+        assert!(text.contains(shown), "{shown}: {text}");
+    }
 }
 
 #[test]
