@@ -14,6 +14,8 @@
 //!   print `"decrypted": true` on the message they exchange. (Undecryptable messages — plaintext,
 //!   a key of another view, altered bytes — are unit-tested in `sgc-client`'s `vs::tests`; on a
 //!   live cluster the flush layer already drops data from senders outside the view.)
+//! - i30: `sgc flood --compare-e2e` over the daemons' Unix sockets: a plaintext and an
+//!   encrypted throughput run in one process, every message delivered and opened.
 //!
 //! Every wait is bounded; the guards kill every process they started.
 
@@ -368,4 +370,40 @@ fn i20_sgc_user_vs_prints_decrypted_messages() {
         drop(i);
         let _ = ch.wait();
     }
+}
+
+#[test]
+fn i30_flood_compares_plaintext_and_end_to_end_throughput() {
+    let c = up_secure("integrated-i30", 3, "integrated-vs");
+    let socks: Vec<String> = ["d0", "d1", "d2"]
+        .iter()
+        .map(|d| {
+            format!(
+                "unix:{}",
+                c.dir.join(d).join("data").join("client.sock").display()
+            )
+        })
+        .collect();
+    let out = Command::new(SGC)
+        .args([
+            "flood",
+            "--daemon",
+            &socks.join(","),
+            "--compare-e2e",
+            "--size",
+            "200",
+        ])
+        .args(["--count", "500", "--timeout-s", "60", "--json"])
+        .output()
+        .expect("run sgc flood");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = common::json(&out);
+    assert_eq!(v["mode"], "e2e_compare");
+    for run in ["plain", "integrated_vs"] {
+        assert_eq!(v[run]["delivered"], 1500, "{run}: {v}");
+        assert_eq!(v[run]["order_errors"], 0, "{run}: {v}");
+    }
+    assert_eq!(v["integrated_vs"]["undecryptable"], 0, "{v}");
+    assert!(v["plain"].get("undecryptable").is_none());
+    assert!(v["ratio"].as_f64().is_some_and(|r| r > 0.0), "{v}");
 }
