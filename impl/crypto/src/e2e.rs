@@ -167,6 +167,24 @@ pub fn open_with<'k>(
     key.open(ctx, body).map(|pt| (id, pt))
 }
 
+/// The Optimized EVS fix of one message: open `body` with `old` (the key its header names) and
+/// seal the plaintext under `current` with a fresh nonce, in the same context. A body already
+/// under `current` is returned unchanged.
+pub fn reseal(
+    old: &E2eKey,
+    current: &E2eKey,
+    ctx: &E2eContext<'_>,
+    body: &[u8],
+) -> Result<Vec<u8>, E2eError> {
+    if header_key_id(body) == Some(current.key_id) {
+        return Ok(body.to_vec());
+    }
+    let mut plain = old.open(ctx, body)?;
+    let out = current.seal(ctx, &plain);
+    plain.zeroize();
+    out
+}
+
 fn aad(ctx: &E2eContext<'_>, header: &[u8]) -> Vec<u8> {
     let mut a = Vec::with_capacity(64 + ctx.group.len() + ctx.sender.len());
     push_length_prefixed(&mut a, LABEL);
@@ -244,6 +262,22 @@ mod tests {
         assert_eq!(open_with(&keys, &CTX, &ct).expect("open"), (5, b"m".to_vec()));
         assert_eq!(open_with(&keys[..1], &CTX, &ct), Err(E2eError::UnknownKey(5)));
         assert_eq!(open_with(&keys, &CTX, b"plain"), Err(E2eError::NotEncrypted));
+    }
+
+    #[test]
+    fn reseal_moves_a_message_to_the_current_key() {
+        let (old, cur) = (key(1, 1), key(2, 2));
+        let ct = old.seal(&CTX, b"sent under the old key").expect("seal");
+        let fixed = reseal(&old, &cur, &CTX, &ct).expect("reseal");
+        assert_eq!(header_key_id(&fixed), Some(2));
+        assert_eq!(cur.open(&CTX, &fixed).expect("open"), b"sent under the old key");
+        assert_eq!(reseal(&cur, &cur, &CTX, &fixed).expect("same key"), fixed);
+        assert_eq!(reseal(&key(3, 3), &cur, &CTX, &ct), Err(E2eError::UnknownKey(1)));
+        let other = E2eContext {
+            sender: "#eve#d1",
+            ..CTX
+        };
+        assert_eq!(reseal(&old, &cur, &other, &ct), Err(E2eError::Unauthentic(1)));
     }
 
     #[test]
