@@ -21,6 +21,15 @@
 //!   `--size`-byte messages as fast as it can to a group nobody joined, while the call durations
 //!   (blocked sends: back-pressure) and the daemon's memory are sampled.
 //!
+//! - **`--compare-e2e`** (throughput): two runs in this one process, first plaintext, then with
+//!   Integrated VS end-to-end encryption (`sgc_crypto::e2e`, AES-256-GCM under the group key
+//!   the daemon hands with the membership: daemons with security on, Unix-socket or TLS
+//!   endpoints). In both runs the senders are members too (a key goes to members only) and send
+//!   with self-discard; the encrypted run seals every payload (timestamp inside) and every
+//!   receiver opens it. Output: `{"mode":"e2e_compare","size","plain":{throughput},
+//!   "integrated_vs":{throughput, "undecryptable"},"ratio"}`, `ratio` = encrypted / plain
+//!   messages per second.
+//!
 //! Output: one JSON object with `--json`, one readable line otherwise. Throughput JSON:
 //! `{"mode":"throughput","senders","receivers","size","count","service","messages_per_s",
 //! "mb_per_s","latency_us":{"p50","p90","p99","max"},"elapsed_s","delivered","order_errors"}`.
@@ -35,6 +44,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 use sgc_client::{Client, ClientError, Endpoint, EventRef};
+use sgc_crypto::e2e::{E2eContext, E2eError, E2eKey};
 use sgc_model::groups::{ClientEvent, ClientService, GroupName, PrivateName, Target};
 use tokio::task::JoinSet;
 
@@ -92,9 +102,25 @@ pub struct FloodArgs {
     /// Scale mode: seconds of the back-pressure flood (0: skip it).
     #[arg(long, default_value_t = 5)]
     flood_s: u64,
+    /// Throughput mode: a plaintext run, then an Integrated VS (end-to-end AES-256-GCM) run,
+    /// senders as members in both; reports both and the ratio (needs daemons with security on).
+    #[arg(long, conflicts_with_all = ["pingpong", "join_latency", "scale_clients"])]
+    compare_e2e: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// How a throughput run's senders take part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Senders {
+    /// Not members (open group), plaintext.
+    Outside,
+    /// Members sending with self-discard, with or without end-to-end encryption.
+    Members {
+        /// Encrypt with the group key (Integrated VS).
+        e2e: bool,
+    },
 }
 
 /// Why a flood run failed.
@@ -114,6 +140,9 @@ enum FloodError {
     /// A task ended abnormally.
     #[error("task failed: {0}")]
     Task(String),
+    /// End-to-end encryption is impossible.
+    #[error("end-to-end encryption: {0}")]
+    E2e(String),
 }
 
 fn client_err(what: &'static str) -> impl FnOnce(ClientError) -> FloodError {
@@ -216,8 +245,10 @@ pub fn run(args: &FloodArgs) -> Result<ExitCode, CliError> {
                 join_latency(&p, k.max(1)).await
             } else if let Some(n) = args.scale_clients {
                 scale(&p, args, n.max(1)).await
+            } else if args.compare_e2e {
+                compare_e2e(&p, args).await
             } else {
-                throughput(&p, args).await
+                throughput(&p, args, Senders::Outside).await
             }
         };
         tokio::time::timeout(p.timeout, work)
@@ -263,6 +294,13 @@ fn human(v: &serde_json::Value) -> String {
             v["mb_per_s"].as_f64().unwrap_or_default(),
             v["elapsed_s"].as_f64().unwrap_or_default(),
             lat("latency_us")
+        ),
+        Some("e2e_compare") => format!(
+            "{} B: plaintext {:.0} msgs/s, Integrated VS (AES-256-GCM) {:.0} msgs/s, ratio {:.3}",
+            v["size"],
+            v["plain"]["messages_per_s"].as_f64().unwrap_or_default(),
+            v["integrated_vs"]["messages_per_s"].as_f64().unwrap_or_default(),
+            v["ratio"].as_f64().unwrap_or_default()
         ),
         Some("pingpong") => format!("{} ping-pong rounds: round trip {}", v["rounds"], lat("rtt_us")),
         Some("join_latency") => format!(
@@ -313,23 +351,50 @@ struct Received {
     client: Client,
     got: u64,
     order_errors: u64,
+    undecryptable: u64,
     lat_ns: Vec<u64>,
     done: Instant,
 }
 
-async fn receive(mut client: Client, want: u64, senders: u32, base: Instant) -> Result<Received, FloodError> {
+/// The end-to-end key of a run and the group its context names.
+type RunKey = Option<(Arc<E2eKey>, GroupName)>;
+
+async fn receive(
+    mut client: Client,
+    want: u64,
+    senders: u32,
+    base: Instant,
+    key: RunKey,
+) -> Result<Received, FloodError> {
     let mut next = vec![0u32; usize::try_from(senders).unwrap_or(0)];
     let mut lat_ns = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
-    let (mut got, mut order_errors) = (0u64, 0u64);
+    let (mut got, mut order_errors, mut undecryptable) = (0u64, 0u64, 0u64);
     while got < want {
+        // None: not a flood message; Some(None): a flood message that does not open
         let stamp = client
             .recv_with(|ev| match ev {
-                EventRef::Data(d) if d.mess_type == FLOOD_TYPE => read_stamp(d.body),
+                EventRef::Data(d) if d.mess_type == FLOOD_TYPE => Some(match &key {
+                    None => read_stamp(d.body),
+                    Some((k, g)) => {
+                        let sender = format!("#{}#{}", d.sender.user, d.sender.daemon);
+                        let ctx = E2eContext {
+                            group: g.as_str(),
+                            sender: &sender,
+                            mess_type: FLOOD_TYPE,
+                        };
+                        k.open(&ctx, d.body).ok().and_then(|pt| read_stamp(&pt))
+                    }
+                }),
                 EventRef::Data(_) | EventRef::Other(_) => None,
             })
             .await
             .map_err(client_err("receiving"))?;
-        let Some((t, s, q)) = stamp else { continue };
+        let Some(stamp) = stamp else { continue };
+        let Some((t, s, q)) = stamp else {
+            got += 1;
+            undecryptable += 1;
+            continue;
+        };
         lat_ns.push(nanos(base.elapsed()).saturating_sub(t));
         got += 1;
         match next.get_mut(usize::try_from(s).unwrap_or(usize::MAX)) {
@@ -345,28 +410,52 @@ async fn receive(mut client: Client, want: u64, senders: u32, base: Instant) -> 
         client,
         got,
         order_errors,
+        undecryptable,
         lat_ns,
         done: Instant::now(),
     })
 }
 
-async fn send_all(
-    client: Client,
+/// What one sender sends.
+struct SendPlan {
     group: GroupName,
     service: ClientService,
     size: usize,
     count: u32,
     idx: u32,
-    base: Instant,
-) -> Result<Client, FloodError> {
-    let targets = [Target::Group(group)];
-    let mut body = vec![0u8; size];
-    for seq in 0..count {
-        stamp(&mut body, nanos(base.elapsed()), idx, seq);
-        client
-            .multicast(&targets, service, FLOOD_TYPE, &body)
-            .await
-            .map_err(client_err("sending"))?;
+    senders: Senders,
+    key: RunKey,
+}
+
+async fn send_all(client: Client, plan: SendPlan, base: Instant) -> Result<Client, FloodError> {
+    let targets = [Target::Group(plan.group)];
+    let me = client.private_name().to_string();
+    let mut body = vec![0u8; plan.size];
+    for seq in 0..plan.count {
+        stamp(&mut body, nanos(base.elapsed()), plan.idx, seq);
+        let sealed = match &plan.key {
+            Some((k, g)) => {
+                let ctx = E2eContext {
+                    group: g.as_str(),
+                    sender: &me,
+                    mess_type: FLOOD_TYPE,
+                };
+                Some(
+                    k.seal(&ctx, &body)
+                        .map_err(|e: E2eError| FloodError::E2e(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        let msg = sealed.as_deref().unwrap_or(&body);
+        let sent = if plan.senders == Senders::Outside {
+            client.multicast(&targets, plan.service, FLOOD_TYPE, msg).await
+        } else {
+            client
+                .multicast_self_discard(&targets, plan.service, FLOOD_TYPE, msg)
+                .await
+        };
+        sent.map_err(client_err("sending"))?;
     }
     client.flush().await.map_err(client_err("flushing"))?;
     Ok(client)
@@ -378,7 +467,43 @@ async fn join_task<T: 'static>(set: &mut JoinSet<Result<T, FloodError>>) -> Opti
         .map(|r| r.map_err(|e| FloodError::Task(e.to_string())).and_then(|x| x))
 }
 
-async fn throughput(p: &Params, args: &FloodArgs) -> Result<serde_json::Value, FloodError> {
+/// The end-to-end key of a client's current view of `group` (the one holding every member).
+fn run_key(c: &Client, group: &GroupName, e2e: bool) -> Result<RunKey, FloodError> {
+    if !e2e {
+        return Ok(None);
+    }
+    let k = c.group_key(group).ok_or_else(|| {
+        FloodError::E2e("the daemon handed no group key (security on, Unix or TLS endpoint?)".into())
+    })?;
+    let key = E2eKey::new(k.key_id, &k.key).map_err(|e| FloodError::E2e(e.to_string()))?;
+    Ok(Some((Arc::new(key), group.clone())))
+}
+
+/// A plaintext and an end-to-end encrypted throughput run, in this order, on two groups.
+async fn compare_e2e(p: &Params, args: &FloodArgs) -> Result<serde_json::Value, FloodError> {
+    let on = |suffix: &str| -> Result<Params, FloodError> {
+        let name = format!("{}-{suffix}", p.group.as_str());
+        Ok(Params {
+            eps: p.eps.clone(),
+            group: GroupName::new(name.as_str()).map_err(|e| FloodError::Task(e.to_string()))?,
+            service: p.service,
+            timeout: p.timeout,
+        })
+    };
+    let plain = throughput(&on("p")?, args, Senders::Members { e2e: false }).await?;
+    let e2e = throughput(&on("e")?, args, Senders::Members { e2e: true }).await?;
+    let ratio = e2e["messages_per_s"].as_f64().unwrap_or_default()
+        / plain["messages_per_s"].as_f64().unwrap_or(1.0).max(1e-9);
+    Ok(json!({
+        "mode": "e2e_compare",
+        "size": args.size,
+        "plain": plain,
+        "integrated_vs": e2e,
+        "ratio": (ratio * 1000.0).round() / 1000.0,
+    }))
+}
+
+async fn throughput(p: &Params, args: &FloodArgs, mode: Senders) -> Result<serde_json::Value, FloodError> {
     let n_rx = args
         .receivers
         .unwrap_or_else(|| u32::try_from(p.eps.len()).unwrap_or(u32::MAX));
@@ -393,46 +518,61 @@ async fn throughput(p: &Params, args: &FloodArgs) -> Result<serde_json::Value, F
         c.join(&p.group).await.map_err(client_err("joining"))?;
         receivers.push((i, c));
     }
-    let names: Arc<BTreeSet<PrivateName>> =
-        Arc::new(receivers.iter().map(|(_, c)| c.private_name().clone()).collect());
+    let members = mode != Senders::Outside;
+    let mut senders = Vec::new();
+    for ep in p.eps.iter().cycle().take(n_tx as usize) {
+        let c = Client::connect(ep, None, members)
+            .await
+            .map_err(client_err("connecting a sender"))?;
+        if members {
+            c.join(&p.group).await.map_err(client_err("joining"))?;
+        }
+        senders.push(c);
+    }
+    let mut names: BTreeSet<PrivateName> = receivers.iter().map(|(_, c)| c.private_name().clone()).collect();
+    if members {
+        names.extend(senders.iter().map(|c| c.private_name().clone()));
+    }
     for (_, c) in &mut receivers {
         await_members(c, &p.group, &names).await?;
     }
-    let mut senders = Vec::new();
-    for ep in p.eps.iter().cycle().take(n_tx as usize) {
-        senders.push(
-            Client::connect(ep, None, false)
-                .await
-                .map_err(client_err("connecting a sender"))?,
-        );
+    let e2e = mode == Senders::Members { e2e: true };
+    if members {
+        for c in &mut senders {
+            await_members(c, &p.group, &names).await?;
+        }
     }
     let base = Instant::now();
     let mut rx_set = JoinSet::new();
     for (_, c) in receivers {
-        rx_set.spawn(receive(c, want, n_tx, base));
+        let key = run_key(&c, &p.group, e2e)?;
+        rx_set.spawn(receive(c, want, n_tx, base, key));
     }
     let mut tx_set = JoinSet::new();
     for (idx, c) in (0u32..).zip(senders) {
-        tx_set.spawn(send_all(
-            c,
-            p.group.clone(),
-            p.service,
-            args.size,
-            args.count,
+        let plan = SendPlan {
+            group: p.group.clone(),
+            service: p.service,
+            size: args.size,
+            count: args.count,
             idx,
-            base,
-        ));
+            senders: mode,
+            key: run_key(&c, &p.group, e2e)?,
+        };
+        tx_set.spawn(send_all(c, plan, base));
     }
     let mut done_senders = Vec::new();
     while let Some(r) = join_task(&mut tx_set).await {
         done_senders.push(r?);
     }
-    let (mut delivered, mut order_errors, mut lat, mut last) = (0u64, 0u64, Vec::new(), base);
+    let (mut delivered, mut order_errors, mut undecryptable, mut lat, mut last) =
+        (0u64, 0u64, 0u64, Vec::new(), base);
     let mut rx_clients = Vec::new();
     while let Some(r) = join_task(&mut rx_set).await {
         let r = r?;
         delivered += r.got;
         order_errors += r.order_errors;
+        undecryptable += r.undecryptable;
         lat.extend(r.lat_ns);
         last = last.max(r.done);
         rx_clients.push(r.client);
@@ -445,7 +585,7 @@ async fn throughput(p: &Params, args: &FloodArgs) -> Result<serde_json::Value, F
     let mps = want as f64 / elapsed;
     #[allow(clippy::cast_precision_loss)]
     let mbps = mps * args.size as f64 / 1e6;
-    Ok(json!({
+    let mut out = json!({
         "mode": "throughput",
         "senders": n_tx,
         "receivers": n_rx,
@@ -458,7 +598,11 @@ async fn throughput(p: &Params, args: &FloodArgs) -> Result<serde_json::Value, F
         "elapsed_s": (elapsed * 1e4).round() / 1e4,
         "delivered": delivered,
         "order_errors": order_errors,
-    }))
+    });
+    if let (true, serde_json::Value::Object(o)) = (e2e, &mut out) {
+        o.insert("undecryptable".to_owned(), json!(undecryptable));
+    }
+    Ok(out)
 }
 
 async fn pingpong(p: &Params, size: usize, k: u32) -> Result<serde_json::Value, FloodError> {

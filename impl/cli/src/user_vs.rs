@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sgc_client::vs::{VsClient, VsError, VsEvent, VsView};
+use sgc_client::vs::{VsClient, VsError, VsEvent, VsUndecryptable, VsView};
 use sgc_client::{ClientError, Endpoint};
+use sgc_crypto::e2e::E2eError;
 use sgc_model::groups::{ClientEvent, Membership, Multicast};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -42,9 +43,11 @@ pub fn vs_event_json(ev: &VsEvent) -> Value {
                     "view".to_owned(),
                     d.view.map_or(Value::Null, |g| Value::String(g.to_string())),
                 );
+                o.insert("decrypted".to_owned(), Value::Bool(d.decrypted));
             }
             v
         }
+        VsEvent::Undecryptable(u) => undecryptable_json(u),
         VsEvent::Transition { group, view } => event_json(&ClientEvent::Transition {
             group: group.clone(),
             gid: *view,
@@ -67,6 +70,13 @@ pub fn vs_event_text(ev: &VsEvent) -> String {
             event_text(&ClientEvent::Data(d.msg.clone())),
             d.view.map_or_else(|| "-".to_owned(), |g| g.to_string())
         ),
+        VsEvent::Undecryptable(u) => format!(
+            "undecryptable message from {} (view {}, type {}): {}",
+            u.msg.sender,
+            u.view.map_or_else(|| "-".to_owned(), |g| g.to_string()),
+            u.msg.mess_type,
+            u.error
+        ),
         VsEvent::Transition { group, view } => event_text(&ClientEvent::Transition {
             group: group.clone(),
             gid: *view,
@@ -77,6 +87,36 @@ pub fn vs_event_text(ev: &VsEvent) -> String {
             req: req.clone(),
         }),
     }
+}
+
+/// The reason and key id (16 hex digits, or null) of an undecryptable message, for JSON.
+pub fn undecryptable_fields(e: &E2eError) -> (&'static str, Value) {
+    let hex = |id: &u64| Value::String(format!("{id:016x}"));
+    match e {
+        E2eError::NotEncrypted => ("not_encrypted", Value::Null),
+        E2eError::UnknownKey(id) => ("unknown_key", hex(id)),
+        E2eError::Unauthentic(id) => ("unauthentic", hex(id)),
+        _ => ("bad_key", Value::Null),
+    }
+}
+
+/// `{"event":"undecryptable",...}`: a message that does not open (never printed as data).
+fn undecryptable_json(u: &VsUndecryptable) -> Value {
+    let (reason, key_id) = undecryptable_fields(&u.error);
+    let group = u.msg.targets.iter().find_map(|t| match t {
+        sgc_model::groups::Target::Group(g) => Some(g.as_str().to_owned()),
+        sgc_model::groups::Target::Private(_) => None,
+    });
+    json!({
+        "event": "undecryptable",
+        "group": group,
+        "sender": u.msg.sender.to_string(),
+        "type": u.msg.mess_type,
+        "view": u.view.map(|g| g.to_string()),
+        "key_id": key_id,
+        "reason": reason,
+        "bytes": u.msg.body.len(),
+    })
 }
 
 fn print(p: &Printer, ev: &VsEvent) {

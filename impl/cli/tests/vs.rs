@@ -276,7 +276,7 @@ async fn member(
                     seen.lock().map_err(|e| e.to_string())?.insert(me.clone(), Vec::new());
                 }
                 VsEvent::Transition { .. } => log.push(Obs::Transition),
-                VsEvent::Rejected { .. } => {}
+                VsEvent::Rejected { .. } | VsEvent::Undecryptable(_) => {}
             },
             _ = tick.tick() => {
                 if tokio::time::Instant::now() > deadline {

@@ -43,7 +43,7 @@ pub mod vs;
 pub use client::{Client, EventRef, HANDSHAKE_TIMEOUT, Receiver, Sender};
 pub use endpoint::{Endpoint, EndpointParseError};
 pub use error::ClientError;
-use sgc_model::groups::{ClientEvent, ClientReq};
+use sgc_model::groups::{ClientEvent, ClientReq, GroupName};
 pub use sgc_wire::GroupKeyInfo;
 
 /// What a layer above the daemon connection (the VS flush layer) needs: send a request in
@@ -53,6 +53,12 @@ pub trait SpConnection {
     fn request(&self, req: &ClientReq) -> impl Future<Output = Result<(), ClientError>> + Send;
     /// The next SP-level event.
     fn recv(&mut self) -> impl Future<Output = Result<ClientEvent, ClientError>> + Send;
+    /// The group key that came with the last membership of `group` (integrated security), if
+    /// any; asked right after [`SpConnection::recv`] returned a membership.
+    fn group_key(&self, group: &GroupName) -> Option<&GroupKeyInfo> {
+        let _ = group;
+        None
+    }
 }
 
 impl SpConnection for Client {
@@ -61,5 +67,8 @@ impl SpConnection for Client {
     }
     fn recv(&mut self) -> impl Future<Output = Result<ClientEvent, ClientError>> + Send {
         Self::recv(self)
+    }
+    fn group_key(&self, group: &GroupName) -> Option<&GroupKeyInfo> {
+        Self::group_key(self, group)
     }
 }

@@ -28,6 +28,8 @@
 //!
 //! [`seal`]: Three-Step packet protection (AES-256-GCM, AES/Blowfish-CBC + HMAC-SHA1,
 //! HMAC-SHA1) with per-epoch keys derived from the servers' key and replay windows.
+//! [`e2e`]: end-to-end client message encryption with the group keys (AES-256-GCM, key id in a
+//! clear header) for Integrated VS and Optimized EVS.
 //! [`group_key`]: the HMAC providers of the client group keys `K(g, v)` (integrated security);
 //! [`sign_key`]: the daemons' Ed25519 TGDH signing key files.
 //!
@@ -39,6 +41,7 @@
 //! are not constant time (see [`ffdh`]); X25519 and Ed25519 (dalek) are.
 
 pub mod choice;
+pub mod e2e;
 pub mod ffdh;
 pub mod group_key;
 pub mod groups;

@@ -56,6 +56,16 @@ impl VsClient {
         self.inner.private_name()
     }
 
+    /// See [`super::VsClient::view_key_id`].
+    pub fn view_key_id(&self, group: &GroupName) -> Option<u64> {
+        self.inner.view_key_id(group)
+    }
+
+    /// The group key of the last membership of `group` the connection received, if any.
+    pub fn group_key(&self, group: &GroupName) -> Option<&crate::GroupKeyInfo> {
+        self.inner.connection().group_key(group)
+    }
+
     /// See [`super::VsClient::view`].
     pub fn view(&self, group: &GroupName) -> Option<Gid> {
         self.inner.view(group)

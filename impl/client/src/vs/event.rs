@@ -2,6 +2,7 @@
 //! (`sgc_model::vs::FlEvent`) hands the application, with each data message tagged by the VS
 //! view it is delivered in.
 
+use sgc_crypto::e2e::E2eError;
 use sgc_model::groups::{Cause, ClientReq, DataMsg, Gid, GroupName, PrivateName, RejectReason};
 use sgc_model::vs::FlError;
 
@@ -31,6 +32,21 @@ pub struct VsData {
     /// The receiver's installed view of the message's group when it is delivered, which is the
     /// view the sender sent it in (sending-view delivery); `None` for a private message.
     pub view: Option<Gid>,
+    /// The message was encrypted end to end with the view's group key and opened (Integrated
+    /// VS); `msg.body` is the plaintext. `false`: the view has no key, the body is as sent.
+    pub decrypted: bool,
+}
+
+/// A message of a keyed view that does not open with the keys of the view it is delivered in
+/// (not encrypted, under a key this client never had for the view, or altered).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VsUndecryptable {
+    /// The message as delivered (`body` is the undecryptable bytes, never shown as data).
+    pub msg: DataMsg,
+    /// The view it was delivered in.
+    pub view: Option<Gid>,
+    /// Why it does not open (the key id its header names, if any, is in the error).
+    pub error: E2eError,
 }
 
 /// An event for a VS application.
@@ -45,6 +61,8 @@ pub enum VsEvent {
     FlushRequest(GroupName),
     /// A data message, in the view it was sent in.
     Data(VsData),
+    /// A message of a keyed view that does not decrypt (Integrated VS); never given as data.
+    Undecryptable(VsUndecryptable),
     /// The current view lost members; its guarantees are now those of a transitional view.
     Transition {
         /// The group.
@@ -78,6 +96,9 @@ pub enum VsError {
     /// Any other refusal of the flush layer (reserved message type, several groups as targets).
     #[error("refused by the flush layer: {0}")]
     Refused(FlError),
+    /// The message could not be encrypted (beyond AES-GCM's length limit).
+    #[error("cannot encrypt: {0}")]
+    Encrypt(E2eError),
     /// The connection to the daemon failed (or the request breaks a protocol limit).
     #[error(transparent)]
     Connection(#[from] ClientError),

@@ -15,21 +15,35 @@
 //! member of it has flushed. Every data message comes with the view it is delivered in, which is
 //! the view its sender sent it in.
 //!
+//! **Integrated VS** (`docs/security.md`): when the daemon hands group keys (KEYED_MEMBERSHIP,
+//! security on), every multicast to a group is encrypted end to end with `K(g, v)` of the view it
+//! is sent in (`sgc_crypto::e2e`: AES-256-GCM, key id in a clear header), and every message is
+//! opened with the key of the view it is delivered in, which is the same view. A message that
+//! does not open comes as [`VsEvent::Undecryptable`], never as data; [`VsData::decrypted`]
+//! says whether a data message was encrypted. Views without key (security off) carry
+//! plaintext.
+//!
 //! [`VsClient::recv`] is cancel-safe (usable in `tokio::select!`): requests the flush layer
 //! produced while receiving are kept in order and sent before any later request.
 //! [`blocking::VsClient`] is the same over a private runtime.
 
 pub mod blocking;
 mod event;
+mod keys;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use sgc_model::groups::{ClientReq, ClientService, Gid, GroupName, Multicast, PrivateName, Target};
+use sgc_crypto::e2e::{E2eContext, open_with};
+use sgc_model::groups::{
+    ClientEvent, ClientReq, ClientService, DataMsg, Gid, GroupName, Multicast, PrivateName, Target,
+};
 use sgc_model::vs::{FlCall, FlEvent, FlIn, FlOut, FlushLayer};
 
-pub use event::{VsData, VsError, VsEvent, VsView};
+pub use event::{VsData, VsError, VsEvent, VsUndecryptable, VsView};
+pub use keys::MAX_KEYS_PER_VIEW;
+use keys::ViewKeys;
 
 use crate::{Client, ClientError, Endpoint, SpConnection};
 
@@ -66,6 +80,10 @@ pub struct VsClient<C: SpConnection = Client> {
     ready: VecDeque<VsEvent>,
     /// Per group, the last view handed to `ready` (tags data with its delivery view).
     views: BTreeMap<GroupName, Gid>,
+    /// Group keys of the known views (Integrated VS).
+    keys: ViewKeys,
+    /// This connection's private name as text (bound into every encrypted message).
+    me: String,
 }
 
 impl VsClient<Client> {
@@ -87,20 +105,23 @@ impl VsClient<Client> {
 
 impl<C: SpConnection> VsClient<C> {
     /// Drive a flush layer for the connection `conn`, whose private name is `me`.
-    pub const fn new(conn: C, me: PrivateName) -> Self {
+    pub fn new(conn: C, me: PrivateName) -> Self {
         Self::with_layer(conn, FlushLayer::new(me, None))
     }
 
     /// Drive the given flush layer (made with `FlushLayer::new(name, mutant)`: tests use it to
     /// run a seeded bug of `sgc_model::vs::VsMutant` against live daemons) for `conn`, which
     /// must be the connection with the layer's private name and in no group yet.
-    pub const fn with_layer(conn: C, fl: FlushLayer) -> Self {
+    pub fn with_layer(conn: C, fl: FlushLayer) -> Self {
+        let me = fl.me().to_string();
         Self {
             conn,
             fl,
             outgoing: VecDeque::new(),
             ready: VecDeque::new(),
             views: BTreeMap::new(),
+            keys: ViewKeys::default(),
+            me,
         }
     }
 
@@ -113,6 +134,14 @@ impl<C: SpConnection> VsClient<C> {
     /// in (it may be ahead of the events [`VsClient::recv`] has returned so far).
     pub fn view(&self, group: &GroupName) -> Option<Gid> {
         self.fl.record(group).and_then(|r| r.view.gid)
+    }
+
+    /// The id of the key a multicast to `group` is now encrypted with (the newest key of the
+    /// installed view), `None` if that view has no key.
+    pub fn view_key_id(&self, group: &GroupName) -> Option<u64> {
+        self.view(group)
+            .and_then(|v| self.keys.sending(group, v))
+            .map(sgc_crypto::e2e::E2eKey::key_id)
     }
 
     /// The flush layer (read-only: its state, for diagnostics and tests).
@@ -159,12 +188,23 @@ impl<C: SpConnection> VsClient<C> {
     }
 
     /// Send any multicast through the flush layer: to exactly one group (of which this client is
-    /// a member), or to private names only (passed through).
-    pub async fn send(&mut self, m: Multicast) -> Result<(), VsError> {
+    /// a member), or to private names only (passed through). A multicast to a group whose
+    /// current view has a key is encrypted with it (Integrated VS).
+    pub async fn send(&mut self, mut m: Multicast) -> Result<(), VsError> {
         let group = m.targets.iter().find_map(|t| match t {
             Target::Group(g) => Some(g.clone()),
             Target::Private(_) => None,
         });
+        if let Some(g) = &group
+            && let Some(key) = self.view(g).and_then(|v| self.keys.sending(g, v))
+        {
+            let ctx = E2eContext {
+                group: g.as_str(),
+                sender: &self.me,
+                mess_type: m.mess_type,
+            };
+            m.body = key.seal(&ctx, &m.body).map_err(VsError::Encrypt)?;
+        }
         self.call(FlCall::Send(m), group.as_ref()).await
     }
 
@@ -177,6 +217,9 @@ impl<C: SpConnection> VsClient<C> {
                 return Ok(ev);
             }
             let ev = self.conn.recv().await?;
+            if let ClientEvent::Membership(m) = &ev {
+                self.keys.on_membership(m, self.conn.group_key(&m.group));
+            }
             let outs = self.fl.handle(FlIn::Sp(ev));
             // daemon input has no call result
             let _none = self.absorb(outs);
@@ -225,6 +268,7 @@ impl<C: SpConnection> VsClient<C> {
         match ev {
             FlEvent::View(m) => {
                 self.views.insert(m.group.clone(), m.gid);
+                self.keys.on_install(&m.group, m.gid);
                 VsEvent::View(VsView {
                     vs_set: m.vs_sets.get(m.my_vs).cloned().unwrap_or_default(),
                     group: m.group,
@@ -233,20 +277,49 @@ impl<C: SpConnection> VsClient<C> {
                     members: m.members,
                 })
             }
-            FlEvent::Data(msg) => {
-                let view = msg.targets.iter().find_map(|t| match t {
-                    Target::Group(g) => self.views.get(g).copied(),
-                    Target::Private(_) => None,
-                });
-                VsEvent::Data(VsData { msg, view })
-            }
+            FlEvent::Data(msg) => self.data(msg),
             FlEvent::FlushReq(g) => VsEvent::FlushRequest(g),
             FlEvent::Transition { group, gid } => VsEvent::Transition { group, view: gid },
             FlEvent::SelfLeave(g) => {
                 self.views.remove(&g);
+                self.keys.on_self_leave(&g);
                 VsEvent::SelfLeave(g)
             }
             FlEvent::Reject { reason, req } => VsEvent::Rejected { reason, req },
+        }
+    }
+
+    /// A delivered message: opened with the keys of its delivery view when that view has keys.
+    fn data(&self, mut msg: DataMsg) -> VsEvent {
+        let group = msg.targets.iter().find_map(|t| match t {
+            Target::Group(g) => self.views.get_key_value(g),
+            Target::Private(_) => None,
+        });
+        let view = group.map(|(_, v)| *v);
+        let keys = group.map_or(&[][..], |(g, v)| self.keys.of_view(g, *v));
+        let Some((g, _)) = group.filter(|_| !keys.is_empty()) else {
+            return VsEvent::Data(VsData {
+                msg,
+                view,
+                decrypted: false,
+            });
+        };
+        let sender = msg.sender.to_string();
+        let ctx = E2eContext {
+            group: g.as_str(),
+            sender: &sender,
+            mess_type: msg.mess_type,
+        };
+        match open_with(keys, &ctx, &msg.body) {
+            Ok((_, plain)) => {
+                msg.body = plain;
+                VsEvent::Data(VsData {
+                    msg,
+                    view,
+                    decrypted: true,
+                })
+            }
+            Err(error) => VsEvent::Undecryptable(VsUndecryptable { msg, view, error }),
         }
     }
 }

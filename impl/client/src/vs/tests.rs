@@ -19,6 +19,23 @@ struct Hub {
     members: BTreeMap<GroupName, Vec<PrivateName>>,
     inbox: BTreeMap<PrivateName, VecDeque<ClientEvent>>,
     next: u32,
+    /// Hand a group key with every membership (integrated security): view `i` has key
+    /// `[i; 32]` with id `i`.
+    keyed: bool,
+}
+
+/// The fake group key of view `gid` (keyed hub).
+fn fake_key(gid: Gid) -> crate::GroupKeyInfo {
+    crate::GroupKeyInfo {
+        ring: RingId {
+            seq: 1,
+            rep: Pid::new(0, 1),
+        },
+        refresh: 0,
+        key_id: u64::from(gid.index),
+        artificial: false,
+        key: vec![gid.index as u8; 32],
+    }
 }
 
 fn gid(index: u32) -> Gid {
@@ -91,6 +108,7 @@ impl Hub {
 struct Fake {
     me: PrivateName,
     hub: Arc<Mutex<Hub>>,
+    keys: BTreeMap<GroupName, crate::GroupKeyInfo>,
 }
 
 impl SpConnection for Fake {
@@ -107,7 +125,15 @@ impl SpConnection for Fake {
             .inbox
             .get_mut(&self.me)
             .and_then(VecDeque::pop_front);
+        let keyed = self.hub.lock().expect("hub").keyed;
+        if let (Some(ClientEvent::Membership(m)), true) = (&ev, keyed) {
+            self.keys.insert(m.group.clone(), fake_key(m.gid));
+        }
         std::future::ready(ev.ok_or(ClientError::DaemonGone))
+    }
+
+    fn group_key(&self, group: &GroupName) -> Option<&crate::GroupKeyInfo> {
+        self.keys.get(group)
     }
 }
 
@@ -124,6 +150,7 @@ fn client(hub: &Arc<Mutex<Hub>>, u: &str) -> VsClient<Fake> {
         Fake {
             me: pn(u),
             hub: Arc::clone(hub),
+            keys: BTreeMap::new(),
         },
         pn(u),
     )
@@ -286,5 +313,130 @@ fn requests_made_while_receiving_keep_their_order() {
         assert!(a.outgoing.is_empty());
         a.multicast(&g, ClientService::Safe, 0, b"m").await.expect("send");
         assert_eq!(payloads(&drain(&mut a).await), [("m".to_owned(), Some(gid(1)))]);
+    });
+}
+
+/// Deliver `body` as a data message of `from` to every member of `g`, bypassing the sender's
+/// VS client (what another kind of client, or an attacker with a send right, could put there).
+fn inject(hub: &Arc<Mutex<Hub>>, from: &str, g: &GroupName, body: Vec<u8>) {
+    let mut h = hub.lock().expect("hub");
+    for r in h.members.get(g).cloned().unwrap_or_default() {
+        let d = DataMsg {
+            sender: pn(from),
+            targets: vec![Target::Group(g.clone())],
+            service: ClientService::Agreed,
+            mess_type: 0,
+            body: body.clone(),
+        };
+        h.inbox.entry(r).or_default().push_back(ClientEvent::Data(d));
+    }
+}
+
+#[test]
+fn integrated_vs_encrypts_with_the_view_key_and_reports_what_does_not_open() {
+    use sgc_crypto::e2e::{E2eContext, E2eError, E2eKey, header_key_id};
+    rt().block_on(async {
+        let hub = Arc::new(Mutex::new(Hub {
+            keyed: true,
+            ..Hub::default()
+        }));
+        let (mut a, mut b) = (client(&hub, "a"), client(&hub, "b"));
+        let g = grp();
+        a.join(&g).await.expect("join");
+        drain(&mut a).await;
+        b.join(&g).await.expect("join");
+        drain(&mut a).await;
+        a.flush_ok(&g).await.expect("flush");
+        drain(&mut b).await;
+        drain(&mut a).await;
+        assert_eq!((a.view(&g), a.view_key_id(&g)), (Some(gid(2)), Some(2)));
+        assert_eq!(b.view_key_id(&g), Some(2));
+
+        b.multicast(&g, ClientService::Agreed, 5, b"secret")
+            .await
+            .expect("send");
+        // on the wire: ciphertext under view 2's key
+        let wire = match hub
+            .lock()
+            .expect("hub")
+            .inbox
+            .get(&pn("a"))
+            .and_then(|q| q.front())
+        {
+            Some(ClientEvent::Data(d)) => d.body.clone(),
+            other => panic!("data expected: {other:?}"),
+        };
+        assert_eq!(header_key_id(&wire), Some(2));
+        assert!(!wire.windows(6).any(|w| w == b"secret"));
+        for c in [&mut a, &mut b] {
+            let ev = drain(c).await;
+            let [VsEvent::Data(d)] = ev.as_slice() else {
+                panic!("one data event expected: {ev:?}");
+            };
+            assert!(d.decrypted);
+            assert_eq!(
+                (d.msg.body.as_slice(), d.msg.mess_type, d.view),
+                (&b"secret"[..], 5, Some(gid(2)))
+            );
+        }
+
+        // plaintext, a key of another view, and a flipped byte: typed events, never data
+        let key1 = E2eKey::new(1, &[1; 32]).expect("key");
+        let ctx = E2eContext {
+            group: "chat",
+            sender: "#a#d",
+            mess_type: 0,
+        };
+        let mut flipped = E2eKey::new(2, &[2; 32])
+            .expect("key")
+            .seal(&ctx, b"x")
+            .expect("seal");
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        inject(&hub, "a", &g, b"plain".to_vec());
+        inject(&hub, "a", &g, key1.seal(&ctx, b"old view").expect("seal"));
+        inject(&hub, "a", &g, flipped);
+        for c in [&mut a, &mut b] {
+            let errors: Vec<E2eError> = drain(c)
+                .await
+                .into_iter()
+                .map(|e| match e {
+                    VsEvent::Undecryptable(u) => {
+                        assert_eq!(u.view, Some(gid(2)));
+                        u.error
+                    }
+                    other => panic!("undecryptable expected: {other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                errors,
+                [
+                    E2eError::NotEncrypted,
+                    E2eError::UnknownKey(1),
+                    E2eError::Unauthentic(2)
+                ]
+            );
+        }
+    });
+}
+
+#[test]
+fn without_keys_messages_are_plaintext() {
+    rt().block_on(async {
+        let hub = Arc::new(Mutex::new(Hub::default()));
+        let mut a = client(&hub, "a");
+        let g = grp();
+        a.join(&g).await.expect("join");
+        drain(&mut a).await;
+        assert_eq!(a.view_key_id(&g), None);
+        a.multicast(&g, ClientService::Agreed, 0, b"open")
+            .await
+            .expect("send");
+        let ev = drain(&mut a).await;
+        let [VsEvent::Data(d)] = ev.as_slice() else {
+            panic!("one data event expected: {ev:?}");
+        };
+        assert!(!d.decrypted);
+        assert_eq!(d.msg.body, b"open");
     });
 }

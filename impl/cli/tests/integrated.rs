@@ -1,0 +1,409 @@
+//! Integrated VS end to end with real processes: `sgc cluster up --daemons 3 --security
+//! integrated-vs`, VS clients over mutual TLS on three daemons encrypting every multicast with
+//! the group key `K(g, v)` of its view (`sgc_crypto::e2e`) and decrypting with the key of the
+//! view it is delivered in.
+//!
+//! - i10: alice (d0), bob (d1) and carol (d2) share one key id per view and talk: every message
+//!   arrives decrypted, none undecryptable. Carol leaves: alice and bob get a new view with a
+//!   new key and carol's connection holds no key of the group any more. Carol then rejoins with
+//!   a raw (non-VS) connection to capture traffic; alice sends while the flush for that join is
+//!   pending, so the message travels under the key of the view carol was evicted from: carol's
+//!   raw connection receives only ciphertext (the header names a key id carol never received),
+//!   and neither carol's old key nor the key of her new membership opens it; bob opens it.
+//! - i20: `sgc user --vs --json` processes (alice on d0, bob on d1) on an integrated-vs cluster
+//!   print `"decrypted": true` on the message they exchange. (Undecryptable messages — plaintext,
+//!   a key of another view, altered bytes — are unit-tested in `sgc-client`'s `vs::tests`; on a
+//!   live cluster the flush layer already drops data from senders outside the view.)
+//! - i30: `sgc flood --compare-e2e` over the daemons' Unix sockets: a plaintext and an
+//!   encrypted throughput run in one process, every message delivered and opened.
+//!
+//! Every wait is bounded; the guards kill every process they started.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Cluster, Info, SGC, WAIT, spawn_user, test_dir};
+use sgc_client::blocking::Client;
+use sgc_client::vs::VsEvent;
+use sgc_client::vs::blocking::VsClient;
+use sgc_client::{Endpoint, GroupKeyInfo};
+use sgc_crypto::e2e::{E2eContext, E2eError, E2eKey, header_key_id};
+use sgc_model::groups::{ClientEvent, ClientService, GroupName};
+
+/// `sgc cluster up --security MODE` with `n` daemons, retried if ports were taken.
+fn up_secure(name: &str, n: u16, mode: &str) -> Cluster {
+    let dir = test_dir(name);
+    let mut last = String::new();
+    for _ in 0..3 {
+        let out = Command::new(SGC)
+            .args([
+                "cluster",
+                "up",
+                "--daemons",
+                &n.to_string(),
+                "--security",
+                mode,
+                "--json",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .expect("run sgc cluster up");
+        if out.status.success() {
+            let info: Info = serde_json::from_slice(&out.stdout).expect("cluster up --json output");
+            return Cluster {
+                dir,
+                info,
+                extra: Vec::new(),
+            };
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    panic!("sgc cluster up failed: {last}");
+}
+
+fn tls(c: &Cluster, daemon: &str, who: &str) -> Endpoint {
+    Endpoint::Tls {
+        addr: c.d(daemon).client,
+        identity: identity(c, who),
+    }
+}
+
+fn identity(c: &Cluster, who: &str) -> PathBuf {
+    c.dir.join("pki").join("clients").join(who)
+}
+
+/// Retry `f` while the ring forms (bounded by [`WAIT`]).
+fn retry<T, E: std::fmt::Display>(what: &str, mut f: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match f() {
+            Ok(x) => return x,
+            Err(e) => assert!(Instant::now() < deadline, "{what}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A VS member driven by the test.
+struct Member {
+    name: &'static str,
+    c: VsClient,
+    log: Vec<VsEvent>,
+    auto_flush: bool,
+}
+
+impl Member {
+    fn connect(c: &Cluster, daemon: &str, name: &'static str) -> Self {
+        let ep = tls(c, daemon, name);
+        let c = retry(&format!("{name} connects"), || VsClient::connect(&ep, Some(name)));
+        Self {
+            name,
+            c,
+            log: Vec::new(),
+            auto_flush: true,
+        }
+    }
+
+    /// Members of the last view installed.
+    fn members(&self) -> Vec<String> {
+        self.log
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                VsEvent::View(v) => Some(v.members.iter().map(|p| p.user.clone()).collect()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Decrypted payloads received.
+    fn texts(&self) -> Vec<String> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                VsEvent::Data(d) => {
+                    assert!(d.decrypted, "{}: a message was not encrypted: {d:?}", self.name);
+                    Some(String::from_utf8_lossy(&d.msg.body).into_owned())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn undecryptable(&self) -> usize {
+        self.log
+            .iter()
+            .filter(|e| matches!(e, VsEvent::Undecryptable(_)))
+            .count()
+    }
+}
+
+/// Receive on every member until `done` holds (within [`WAIT`]).
+fn pump(ms: &mut [&mut Member], what: &str, done: impl Fn(&[&mut Member]) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done(ms) {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {WAIT:?}: {:#?}",
+            logs(ms)
+        );
+        for m in ms.iter_mut() {
+            while let Some(ev) = m.c.recv_timeout(Duration::from_millis(20)).expect("vs recv") {
+                if let (VsEvent::FlushRequest(g), true) = (&ev, m.auto_flush) {
+                    m.c.flush_ok(g).expect("flush_ok");
+                }
+                m.log.push(ev);
+            }
+        }
+    }
+}
+
+fn logs(ms: &[&mut Member]) -> Vec<String> {
+    ms.iter().map(|m| format!("{}: {:?}", m.name, m.log)).collect()
+}
+
+fn ctx<'a>(g: &'a GroupName, sender: &'a str) -> E2eContext<'a> {
+    E2eContext {
+        group: g.as_str(),
+        sender,
+        mess_type: 0,
+    }
+}
+
+#[test]
+fn i10_members_talk_an_evicted_member_cannot_decrypt() {
+    let c = up_secure("integrated-i10", 3, "integrated-vs");
+    let g = GroupName::new("secret").expect("name");
+    let mut a = Member::connect(&c, "d0", "alice");
+    let mut b = Member::connect(&c, "d1", "bob");
+    let mut k = Member::connect(&c, "d2", "carol");
+    for m in [&mut a, &mut b, &mut k] {
+        m.c.join(&g).expect("join");
+    }
+    let all = ["alice", "bob", "carol"];
+    pump(&mut [&mut a, &mut b, &mut k], "view of three", |ms| {
+        ms.iter().all(|m| m.members() == all)
+    });
+    let v1 = a.c.view_key_id(&g).expect("alice has a key for the view");
+    assert_eq!(b.c.view_key_id(&g), Some(v1));
+    assert_eq!(k.c.view_key_id(&g), Some(v1));
+    let carol_v1: GroupKeyInfo = k.c.group_key(&g).cloned().expect("carol's key");
+    assert_eq!(carol_v1.key_id, v1);
+
+    for m in [&mut a, &mut b, &mut k] {
+        let text = format!("hello from {}", m.name);
+        m.c.multicast(&g, ClientService::Agreed, 0, text.as_bytes())
+            .expect("send");
+    }
+    pump(&mut [&mut a, &mut b, &mut k], "three messages each", |ms| {
+        ms.iter().all(|m| m.texts().len() == 3)
+    });
+    let expect: BTreeSet<String> = all.iter().map(|n| format!("hello from {n}")).collect();
+    for m in [&a, &b, &k] {
+        assert_eq!(
+            m.texts().into_iter().collect::<BTreeSet<_>>(),
+            expect,
+            "{}",
+            m.name
+        );
+        assert_eq!(m.undecryptable(), 0, "{}", m.name);
+    }
+
+    // carol is evicted (leaves): alice and bob move to a view with a new key
+    k.c.leave(&g).expect("leave");
+    pump(&mut [&mut a, &mut b, &mut k], "view without carol", |ms| {
+        ms[0].members() == ["alice", "bob"]
+            && ms[1].members() == ["alice", "bob"]
+            && ms[2]
+                .log
+                .iter()
+                .any(|e| matches!(e, VsEvent::SelfLeave(x) if *x == g))
+    });
+    let v2 = a.c.view_key_id(&g).expect("key of the view without carol");
+    assert_ne!(v2, v1, "the view without carol has a new key");
+    assert_eq!(b.c.view_key_id(&g), Some(v2));
+    assert!(
+        k.c.group_key(&g).is_none(),
+        "carol holds no key of the group after leaving"
+    );
+    a.c.multicast(&g, ClientService::Agreed, 0, b"after carol left")
+        .expect("send");
+    pump(&mut [&mut a, &mut b], "message in the view without carol", |ms| {
+        ms.iter()
+            .all(|m| m.texts().contains(&"after carol left".to_owned()))
+    });
+
+    // carol captures: a raw connection joins the group at the daemon (no flush layer)
+    let cap_ep = tls(&c, "d2", "carol");
+    let mut cap = retry("carol's capture connects", || {
+        Client::connect(&cap_ep, Some("cap"), true)
+    });
+    cap.join(&g).expect("capture join");
+    a.auto_flush = false;
+    b.auto_flush = false;
+    pump(
+        &mut [&mut a, &mut b],
+        "flush request for the capture's join",
+        |ms| {
+            ms.iter()
+                .all(|m| matches!(m.log.last(), Some(VsEvent::FlushRequest(x)) if *x == g))
+        },
+    );
+    // still in the view without carol: sent under v2
+    let secret = b"the plan, after carol was evicted";
+    a.c.multicast(&g, ClientService::Agreed, 0, secret).expect("send");
+    assert_eq!(a.c.view_key_id(&g), Some(v2));
+    for m in [&mut a, &mut b] {
+        m.c.flush_ok(&g).expect("flush_ok");
+    }
+    pump(&mut [&mut b], "bob decrypts the secret", |ms| {
+        ms[0]
+            .texts()
+            .contains(&String::from_utf8_lossy(secret).into_owned())
+    });
+
+    let deadline = Instant::now() + WAIT;
+    let mut cap_keys: Vec<GroupKeyInfo> = Vec::new();
+    let captured = loop {
+        assert!(Instant::now() < deadline, "the capture got no message");
+        match cap
+            .recv_timeout(Duration::from_millis(100))
+            .expect("capture recv")
+        {
+            Some(ClientEvent::Membership(m)) if m.group == g => {
+                cap_keys.extend(cap.group_key(&g).cloned());
+            }
+            Some(ClientEvent::Data(d)) => break d,
+            _ => {}
+        }
+    };
+    let alice = a.c.private_name().to_string();
+    assert_eq!(
+        header_key_id(&captured.body),
+        Some(v2),
+        "captured under the key carol lacks"
+    );
+    assert!(
+        !captured
+            .body
+            .windows(8)
+            .any(|w| secret.windows(8).any(|s| s == w)),
+        "no plaintext on the wire"
+    );
+    assert!(!cap_keys.is_empty(), "the capture's membership came with a key");
+    let mut carol_keys = vec![carol_v1];
+    carol_keys.extend(cap_keys);
+    for held in &carol_keys {
+        assert_ne!(
+            held.key_id, v2,
+            "carol never received the key of the view without her"
+        );
+        let by_id = E2eKey::new(held.key_id, &held.key).expect("key");
+        assert_eq!(
+            by_id.open(&ctx(&g, &alice), &captured.body),
+            Err(E2eError::UnknownKey(v2))
+        );
+        // even forcing the id: her keys do not authenticate it
+        let forced = E2eKey::new(v2, &held.key).expect("key");
+        assert_eq!(
+            forced.open(&ctx(&g, &alice), &captured.body),
+            Err(E2eError::Unauthentic(v2))
+        );
+    }
+    cap.disconnect().expect("disconnect");
+    for m in [a, b, k] {
+        m.c.disconnect().expect("disconnect");
+    }
+}
+
+#[test]
+fn i20_sgc_user_vs_prints_decrypted_messages() {
+    let c = up_secure("integrated-i20", 3, "integrated-vs");
+    let start = |d: &str, who: &str| {
+        let id = identity(&c, who);
+        let id = id.to_str().expect("utf-8 path").to_owned();
+        spawn_user(
+            &["--vs", "--json", "--name", who, "--identity", &id],
+            c.d(d).client,
+        )
+    };
+    let (mut ca, mut ia, ea) = start("d0", "alice");
+    let (mut cb, mut ib, eb) = start("d1", "bob");
+    let next = |rx: &std::sync::mpsc::Receiver<serde_json::Value>,
+                what: &str,
+                f: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(v) if f(&v) => return v,
+                Ok(v) => seen.push(v),
+                Err(_) => panic!("no {what} within {WAIT:?}; seen {seen:#?}"),
+            }
+        }
+    };
+    for (i, rx) in [(&mut ia, &ea), (&mut ib, &eb)] {
+        next(rx, "connected", &|v| v["event"] == "connected");
+        writeln!(i, "join chat").expect("stdin");
+    }
+    for rx in [&ea, &eb] {
+        next(rx, "view of two", &|v| {
+            v["event"] == "membership" && v["members"].as_array().is_some_and(|m| m.len() == 2)
+        });
+    }
+    writeln!(ia, "send chat hello bob").expect("stdin");
+    for rx in [&ea, &eb] {
+        let m = next(rx, "the message", &|v| v["event"] == "message");
+        assert_eq!(m["payload"], "hello bob");
+        assert_eq!(m["decrypted"], true);
+    }
+    for (ch, mut i) in [(&mut ca, ia), (&mut cb, ib)] {
+        let _ = writeln!(i, "quit");
+        drop(i);
+        let _ = ch.wait();
+    }
+}
+
+#[test]
+fn i30_flood_compares_plaintext_and_end_to_end_throughput() {
+    let c = up_secure("integrated-i30", 3, "integrated-vs");
+    let socks: Vec<String> = ["d0", "d1", "d2"]
+        .iter()
+        .map(|d| {
+            format!(
+                "unix:{}",
+                c.dir.join(d).join("data").join("client.sock").display()
+            )
+        })
+        .collect();
+    let out = Command::new(SGC)
+        .args([
+            "flood",
+            "--daemon",
+            &socks.join(","),
+            "--compare-e2e",
+            "--size",
+            "200",
+        ])
+        .args(["--count", "500", "--timeout-s", "60", "--json"])
+        .output()
+        .expect("run sgc flood");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = common::json(&out);
+    assert_eq!(v["mode"], "e2e_compare");
+    for run in ["plain", "integrated_vs"] {
+        assert_eq!(v[run]["delivered"], 1500, "{run}: {v}");
+        assert_eq!(v[run]["order_errors"], 0, "{run}: {v}");
+    }
+    assert_eq!(v["integrated_vs"]["undecryptable"], 0, "{v}");
+    assert!(v["plain"].get("undecryptable").is_none());
+    assert!(v["ratio"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+}
