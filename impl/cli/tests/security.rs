@@ -235,6 +235,20 @@ fn s10_mutual_tls_identities_and_access_control() {
         "d0 log: {log}"
     );
 
+    // Over mutual TLS the name is the certificate's: alice's certificate cannot claim "bob"
+    // (REJECT_AUTH), and without a name she is "alice".
+    match Client::connect(&c.tls("d0", "alice"), Some("bob"), true) {
+        Err(e @ ClientError::Refused(ConnectRefusal::Auth)) => assert_eq!(e.code(), Some(-9)),
+        other => panic!("a client claiming another identity must be refused, got {other:?}"),
+    }
+    let unnamed = Client::connect(&c.tls("d1", "alice"), None, true).expect("alice without a name");
+    assert_eq!(unnamed.private_name().to_string(), "#alice#d1");
+    drop(unnamed);
+    assert!(
+        c.log("d0").contains("not its certificate's identity"),
+        "the refusal is logged"
+    );
+
     // A plaintext client on the TLS port is refused with REJECT_AUTH (−9).
     let plain = Endpoint::Tcp(c.d("d0").client);
     match Client::connect(&plain, Some("anon"), true) {

@@ -237,6 +237,17 @@ impl Sessions {
                     );
                     self.count("sessions_refused_auth");
                     Some(ConnectRefusal::Auth)
+                } else if let (Via::Tls { identity: cn, .. }, Some(user)) = (&via, &hello.user)
+                    && user != cn
+                {
+                    warn!(
+                        sess,
+                        identity = %cn,
+                        user = %user,
+                        "client refused: the name it asks for is not its certificate's identity"
+                    );
+                    self.count("sessions_refused_name");
+                    Some(ConnectRefusal::Auth)
                 } else if self.io.len() >= self.max_sessions {
                     Some(ConnectRefusal::Quota)
                 } else {
@@ -260,9 +271,15 @@ impl Sessions {
                         keyed,
                     },
                 );
+                // Over mutual TLS the private name is the certificate's identity: members see
+                // who really sends.
+                let user = match (&via, hello.user) {
+                    (Via::Tls { identity, .. }, None) => Some(identity.clone()),
+                    (_, user) => user,
+                };
                 self.step(GroupIn::Connect {
                     sess,
-                    user: hello.user,
+                    user,
                     wants_membership: hello.wants_membership,
                 })
             }
