@@ -15,7 +15,8 @@
 //! then has `"security": MODE` and `"identities": {"NAME": DIR, ...}`; an existing CA in the
 //! directory is reused. Each daemon's identity directory also holds its Ed25519 TGDH signing
 //! key (`sign.key`, 0600, named by `security.sign_key`) and `sign.pub`, which every daemon's
-//! configuration lists as `peers[i].sign_pub`; `--refresh-ms` sets `security.refresh_ms`.
+//! configuration lists as `peers[i].sign_pub`; `--refresh-ms` sets `security.refresh_ms`, `--refresh-bytes`
+//! `security.refresh_bytes`.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -76,6 +77,10 @@ pub struct UpArgs {
     /// delivered as an artificial membership change.
     #[arg(long, value_name = "MS")]
     refresh_ms: Option<u64>,
+    /// With --security: refresh the servers' key after this many bytes of client data
+    /// delivered (0: never; default: the daemon's, 1 GiB): the data-out refresh.
+    #[arg(long, value_name = "BYTES")]
+    refresh_bytes: Option<u64>,
 }
 
 /// Client identities `up --security` creates; the last has no rights in the policy.
@@ -254,7 +259,7 @@ fn make_credentials(dir: &Path, daemons: u16) -> Result<BTreeMap<String, PathBuf
 }
 
 /// `[security]` of daemon `name`, with paths relative to its config file (`DIR/name/`).
-fn security_section(mode: SecurityMode, name: &str, refresh_ms: Option<u64>) -> SecuritySection {
+fn security_section(mode: SecurityMode, name: &str, args: &UpArgs) -> SecuritySection {
     if mode == SecurityMode::None {
         return SecuritySection::default();
     }
@@ -268,7 +273,8 @@ fn security_section(mode: SecurityMode, name: &str, refresh_ms: Option<u64>) -> 
         key: Some(id.join(pki::KEY_FILE)),
         policy: Some(up.join(POLICY_FILE)),
         sign_key: Some(id.join(sign_key::SIGN_KEY_FILE)),
-        refresh_ms: refresh_ms.unwrap_or(default.refresh_ms),
+        refresh_ms: args.refresh_ms.unwrap_or(default.refresh_ms),
+        refresh_bytes: args.refresh_bytes.unwrap_or(default.refresh_bytes),
         ..default
     }
 }
@@ -297,7 +303,7 @@ fn start_all(
 ) -> Result<(), CliError> {
     for i in 0..args.daemons {
         let mut cfg = DaemonConfig::local(&args.cluster, args.daemons, i, base);
-        cfg.security = security_section(mode, &cfg.daemon.name, args.refresh_ms);
+        cfg.security = security_section(mode, &cfg.daemon.name, args);
         cfg.runtime.record = args.record;
         if mode != SecurityMode::None {
             list_sign_keys(&mut cfg, dir)?;

@@ -20,10 +20,15 @@ use common::{Cluster, Info, SGC, WAIT, test_dir};
 use sgc_client::blocking::Client;
 use sgc_client::{Endpoint, GroupKeyInfo};
 use sgc_daemon::admin::Request;
-use sgc_model::groups::{ClientEvent, GroupName, Membership};
+use sgc_model::groups::{ClientEvent, ClientService, GroupName, Membership, Target};
 
 /// `sgc cluster up --security three-step` with `n` daemons, retried if ports were taken.
 fn up_secure(name: &str, n: u16, refresh_ms: Option<u64>) -> Cluster {
+    up_secure_with(name, n, refresh_ms, &[])
+}
+
+/// The same with more `sgc cluster up` arguments.
+fn up_secure_with(name: &str, n: u16, refresh_ms: Option<u64>, more: &[&str]) -> Cluster {
     let dir = test_dir(name);
     let mut last = String::new();
     for _ in 0..3 {
@@ -40,6 +45,7 @@ fn up_secure(name: &str, n: u16, refresh_ms: Option<u64>) -> Cluster {
         if let Some(ms) = refresh_ms {
             cmd.args(["--refresh-ms", &ms.to_string()]);
         }
+        cmd.args(more);
         let out = cmd.arg("--dir").arg(&dir).output().expect("run sgc cluster up");
         if out.status.success() {
             let info: Info = serde_json::from_slice(&out.stdout).expect("cluster up --json output");
@@ -303,4 +309,49 @@ fn k20_a_refresh_is_an_artificial_membership_with_a_new_key() {
     drop(stdin);
     let _ = user.kill();
     let _ = user.wait();
+}
+
+#[test]
+fn k30_a_data_out_refresh_rekeys_after_the_configured_bytes() {
+    // No time-out refresh; a new servers' key after 20 kB of client data.
+    let c = up_secure_with("keys30", 2, Some(0), &["--refresh-bytes", "20000"]);
+    c.wait_rings(&[&["d0", "d1"]]);
+    let g = GroupName::new("dataout").expect("name");
+    let mut alice = connect(&c, "d0", "alice");
+    let mut bob = connect(&c, "d1", "bob");
+    alice.join(&g).expect("join");
+    bob.join(&g).expect("join");
+    let (m0, k0) = membership(&mut alice, &g, "both at alice", with(&["alice", "bob"]));
+    membership(&mut bob, &g, "both at bob", with(&["alice", "bob"]));
+    let before = c.status("d0").and_then(|s| s.keys).expect("keys status");
+    // 30 messages of 1000 B: past the 20 kB bound, so exactly one data-out refresh is due.
+    for _ in 0..30 {
+        alice
+            .multicast(
+                &[Target::Group(g.clone())],
+                ClientService::Agreed,
+                0,
+                &[7u8; 1000],
+            )
+            .expect("send");
+    }
+    let (m1, k1) = membership(&mut bob, &g, "a data-out refresh at bob", |m, k| {
+        k.artificial && m.members.len() == 2
+    });
+    assert_eq!(m1.gid, m0.gid, "same group view");
+    assert_ne!(k1.key_id, k0.key_id, "a new key");
+    assert_eq!((k1.ring, k1.refresh), (k0.ring, k0.refresh + 1));
+    let agreements = || c.status("d0").and_then(|s| s.keys).map_or(0, |k| k.agreements);
+    let deadline = Instant::now() + WAIT;
+    while agreements() <= before.agreements {
+        assert!(Instant::now() < deadline, "d0 did not refresh");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = c.status("d0").and_then(|s| s.keys).expect("keys status");
+    assert_eq!(after.agreements, before.agreements + 1, "one refresh: {after:?}");
+    assert!(
+        after.artificial_memberships > before.artificial_memberships,
+        "{after:?}"
+    );
 }
