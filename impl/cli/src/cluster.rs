@@ -81,6 +81,10 @@ pub struct UpArgs {
     /// delivered (0: never; default: the daemon's, 1 GiB): the data-out refresh.
     #[arg(long, value_name = "BYTES")]
     refresh_bytes: Option<u64>,
+    /// With --security three-step: how daemon↔daemon packets are sealed (`aes-256-gcm`,
+    /// `aes128-cbc-hmac-sha1`, `blowfish-cbc-hmac-sha1`, `hmac-sha1`; default: the daemon's).
+    #[arg(long, value_name = "SUITE")]
+    transport_suite: Option<sgc_daemon::config::TransportSuite>,
 }
 
 /// Client identities `up --security` creates; the last has no rights in the policy.
@@ -275,6 +279,7 @@ fn security_section(mode: SecurityMode, name: &str, args: &UpArgs) -> SecuritySe
         sign_key: Some(id.join(sign_key::SIGN_KEY_FILE)),
         refresh_ms: args.refresh_ms.unwrap_or(default.refresh_ms),
         refresh_bytes: args.refresh_bytes.unwrap_or(default.refresh_bytes),
+        transport_suite: args.transport_suite.unwrap_or_default(),
         ..default
     }
 }

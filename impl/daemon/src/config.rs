@@ -344,6 +344,26 @@ impl TransportSuite {
     }
 }
 
+impl std::str::FromStr for TransportSuite {
+    type Err = String;
+
+    /// The configuration's names: `aes-256-gcm`, `aes128-cbc-hmac-sha1`,
+    /// `blowfish-cbc-hmac-sha1`, `hmac-sha1`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            Self::Aes256Gcm,
+            Self::Aes128CbcHmacSha1,
+            Self::BlowfishCbcHmacSha1,
+            Self::HmacSha1,
+        ]
+        .into_iter()
+        .find(|t| t.suite().name() == s)
+        .ok_or_else(|| {
+            format!("unknown transport suite {s:?} (aes-256-gcm, aes128-cbc-hmac-sha1, blowfish-cbc-hmac-sha1, hmac-sha1)")
+        })
+    }
+}
+
 /// Default `security.refresh_ms`: one hour.
 pub const DEFAULT_REFRESH_MS: u64 = 3_600_000;
 /// Default `security.refresh_bytes`: 1 GiB.
