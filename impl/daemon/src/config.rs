@@ -177,6 +177,13 @@ pub struct RuntimeSection {
     /// `daemon.data_dir/record-<incarnation>.bin`, for `sgc conformance` (off: no cost but a
     /// branch per input).
     pub record: bool,
+    /// TESTING (`sgc conformance replay --live`): the harness is this daemon's network and
+    /// clock (`crate::controlled`): no timer is armed, timers fire on the admin `fire_timer`
+    /// request, tokens to itself leave through the harness, the group layer is detached.
+    pub controlled: bool,
+    /// With `controlled`: the JSON setup file the harness wrote (ring parameters, start,
+    /// the harness's address standing for this daemon), relative to the config file.
+    pub controlled_setup: Option<PathBuf>,
 }
 
 impl Default for RuntimeSection {
@@ -188,6 +195,8 @@ impl Default for RuntimeSection {
             delivery_log: 100_000,
             socket_buffer: 4 << 20,
             record: false,
+            controlled: false,
+            controlled_setup: None,
         }
     }
 }
@@ -460,6 +469,7 @@ impl DaemonConfig {
             &mut sec.key,
             &mut sec.policy,
             &mut sec.sign_key,
+            &mut cfg.runtime.controlled_setup,
         ]
         .into_iter()
         .flatten()
@@ -536,6 +546,20 @@ impl DaemonConfig {
         }
         if r.socket_buffer > 1 << 30 {
             return Err(invalid("runtime.socket_buffer", "must be at most 1 GiB"));
+        }
+        if r.controlled {
+            if r.controlled_setup.is_none() {
+                return Err(invalid(
+                    "runtime.controlled_setup",
+                    "required with runtime.controlled",
+                ));
+            }
+            if r.record || self.security.mode != SecurityMode::None {
+                return Err(invalid(
+                    "runtime.controlled",
+                    "a testing mode: excludes runtime.record and security",
+                ));
+            }
         }
         let chunk = RingConfig::new(vec![0]).chunk_overhead;
         let p = self.window.packet_payload;

@@ -34,6 +34,7 @@ use sgc_model::ring::record::{Header, RECORD_VERSION, Recorder};
 use crate::admin::{self, Pending, Request, Response, RingStatus, SendService, Status};
 use crate::clients::{self, Channels, SessionCtl, SessionMsg};
 use crate::config::{DaemonConfig, SecurityMode};
+use crate::controlled::Controlled;
 use crate::protection::{Protection, Wire};
 use crate::sessions::{RingSubmit, Sessions};
 use crate::store::{Store, StoreError};
@@ -97,6 +98,9 @@ pub enum DaemonError {
     /// `runtime.record` is on and the recording cannot be created.
     #[error("cannot record to {0}: {1}")]
     Record(std::path::PathBuf, String),
+    /// TESTING: the controlled mode's setup is unusable.
+    #[error(transparent)]
+    Controlled(#[from] crate::controlled::ControlledError),
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
@@ -163,6 +167,8 @@ pub struct Runtime {
     stopping: bool,
     /// Integrated security: the keys driver needs its clock.
     keys_on: bool,
+    /// TESTING: controlled mode (`runtime.controlled`), the harness is network and clock.
+    ctl: Option<Controlled>,
 }
 
 impl Runtime {
@@ -173,7 +179,15 @@ impl Runtime {
         let security = cfg.load_security()?;
         let store = Store::open(&cfg.daemon.data_dir)?;
         let durable = store.load()?;
-        let machine = Daemon::new(cfg.daemon.id, durable);
+        let (ring, machine, ctl) = match crate::controlled::start(&cfg, durable)? {
+            Some(s) => {
+                if let Some(d) = &s.persist {
+                    store.save(d)?;
+                }
+                (s.ring, s.machine, Some(s.ctl))
+            }
+            None => (ring, Daemon::new(cfg.daemon.id, durable), None),
+        };
         let recorder = if cfg.runtime.record {
             Some(open_recorder(&cfg, &machine, durable, &ring)?)
         } else {
@@ -225,10 +239,15 @@ impl Runtime {
         let codec = Codec::new(&cfg.cluster, cfg.runtime.max_datagram);
         let protection = (cfg.security.mode == SecurityMode::ThreeStep)
             .then(|| Protection::new(codec.clone(), machine.me, cfg.security.transport_suite.suite()));
+        let mut peers: BTreeMap<NodeId, SocketAddr> = cfg.peers.iter().map(|p| (p.id, p.addr)).collect();
+        if let Some(c) = &ctl {
+            peers.insert(machine.me.node, c.loopback());
+        }
         Ok(Self {
             codec,
             protection,
-            peers: cfg.peers.iter().map(|p| (p.id, p.addr)).collect(),
+            peers,
+            ctl,
             ring,
             machine,
             store,
@@ -310,7 +329,10 @@ impl Runtime {
                 socket = %self.cfg.client_socket().display(),
                 "daemon started"
             );
-            self.step(Event::Boot).await?;
+            match self.ctl.as_mut().and_then(Controlled::take_start) {
+                Some(cmds) => self.carry_out(cmds).await?,
+                None => self.step(Event::Boot).await?,
+            }
             let mut buf = vec![0u8; 65_536];
             tokio::pin!(shutdown);
             let started = std::time::Instant::now();
@@ -512,6 +534,14 @@ impl Runtime {
                 cmds
             }
         };
+        self.carry_out(cmds).await
+    }
+
+    /// Carry out one input's commands in order (reported first in controlled mode).
+    async fn carry_out(&mut self, cmds: Vec<Command>) -> Result<(), DaemonError> {
+        if let Some(c) = self.ctl.as_mut() {
+            c.on_input(&cmds);
+        }
         for c in cmds {
             self.apply(c).await?;
         }
@@ -523,7 +553,10 @@ impl Runtime {
             Command::SendToken { to, pkt } => self.send_token(to, pkt).await,
             Command::Broadcast(pkt) => self.broadcast(&pkt).await,
             Command::SetTimer { kind, after } => {
-                self.timers.insert(kind, Instant::now() + after);
+                // Controlled mode: the harness fires timers (armed in `self.ctl`).
+                if self.ctl.is_none() {
+                    self.timers.insert(kind, Instant::now() + after);
+                }
             }
             Command::CancelTimer(kind) => {
                 self.timers.remove(&kind);
@@ -567,6 +600,13 @@ impl Runtime {
 
     /// Queue the group layer's messages for the ring machine.
     fn submit_group(&mut self, subs: Vec<RingSubmit>) {
+        if self.ctl.is_some() {
+            // Controlled mode replays ring traces: the group layer is detached.
+            for _ in subs {
+                self.count("controlled_group_dropped");
+            }
+            return;
+        }
         for RingSubmit { service, payload } in subs {
             let id = MsgId {
                 origin: self.machine.me,
@@ -589,7 +629,11 @@ impl Runtime {
         if let Some((_, t, p)) = self.held.take() {
             self.send_token_now(t, &p).await;
         }
-        let delay = self.cfg.runtime.idle_token_delay_ms;
+        let delay = if self.ctl.is_some() {
+            0
+        } else {
+            self.cfg.runtime.idle_token_delay_ms
+        };
         self.idle_streak = if self.idle_token(&pkt) {
             self.idle_streak.saturating_add(1)
         } else {
@@ -603,7 +647,7 @@ impl Runtime {
     }
 
     async fn send_token_now(&mut self, to: Pid, pkt: &Packet) {
-        if to == self.machine.me {
+        if to == self.machine.me && self.ctl.is_none() {
             self.local.push_back(Event::Recv {
                 from: to,
                 pkt: pkt.clone(),
@@ -722,6 +766,17 @@ impl Runtime {
             Request::Shutdown => {
                 self.stopping = true;
                 Response::ok(serde_json::json!({ "stopping": true }))
+            }
+            r @ (Request::FireTimer { .. } | Request::Submit { .. } | Request::Controlled) => {
+                let (me, queued) = (self.machine.me, self.local.len());
+                match self.ctl.as_mut() {
+                    None => Response::err("not in controlled mode (runtime.controlled)"),
+                    Some(c) => {
+                        let (answer, ev) = c.request(me, queued, r);
+                        self.local.extend(ev);
+                        answer
+                    }
+                }
             }
         };
         let _ = reply.send(resp);
