@@ -304,12 +304,17 @@ impl<'a> World<'a> {
                 }
                 Command::Deliver {
                     id, service, config, ..
-                } => obs.push(EvsObs::Deliver {
-                    node: n,
-                    id: *id,
-                    service: *service,
-                    config: *config,
-                }),
+                } => {
+                    if let Some(d) = self.nodes.get_mut(i) {
+                        d.delivered.push((id.to_string(), config.to_string()));
+                    }
+                    obs.push(EvsObs::Deliver {
+                        node: n,
+                        id: *id,
+                        service: *service,
+                        config: *config,
+                    });
+                }
                 Command::DeliverConfig { id, members, .. } => obs.push(EvsObs::Config {
                     node: n,
                     config: *id,
@@ -389,6 +394,26 @@ impl<'a> World<'a> {
             ));
         }
         Ok(self.in_flight.remove(at))
+    }
+
+    /// At the end: every running daemon's admin `log` holds exactly the deliveries its
+    /// process reported (the runtime carried them out).
+    fn check_logs(&self) -> Result<(), String> {
+        let deadline = self.wait_deadline();
+        for d in self.nodes.iter().filter(|d| d.running()) {
+            let log = d.log(deadline)?;
+            if log != d.delivered {
+                return Err(format!(
+                    "d{}'s admin log holds {} deliveries, its reports {}: {:?} vs {:?}",
+                    d.id,
+                    log.len(),
+                    d.delivered.len(),
+                    log,
+                    d.delivered
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn event(&mut self, ev: &EvsEvent) -> StepResult {
@@ -521,6 +546,14 @@ fn replay_run(name: &str, run: &EvsRun, opts: &LiveOptions, dir: &Path) -> Resul
         out.observations += got.len();
     }
     out.counts = world.counts;
+    if let Err(why) = world.check_logs() {
+        out.mismatch = Some(Mismatch::inapplicable(
+            run.steps.len(),
+            vec!["end: admin log".into()],
+            why,
+        ));
+        return Ok(out);
+    }
     drop(world);
     let _ = std::fs::remove_dir_all(dir);
     Ok(out)

@@ -44,6 +44,9 @@ pub struct LiveNode {
     pub me: Option<Pid>,
     /// Inputs the current process reported handled.
     pub inputs: u64,
+    /// The deliveries the current process reported (`id`, `config` as the admin `log` shows
+    /// them).
+    pub delivered: Vec<(String, String)>,
 }
 
 impl LiveNode {
@@ -102,6 +105,7 @@ impl LiveNode {
             started: false,
             me: None,
             inputs: 0,
+            delivered: Vec::new(),
         })
     }
 
@@ -130,6 +134,7 @@ impl LiveNode {
         self.started = true;
         self.me = None;
         self.inputs = 0;
+        self.delivered.clear();
         Ok(())
     }
 
@@ -169,6 +174,19 @@ impl LiveNode {
                 }
             }
         }
+    }
+
+    /// The daemon's delivery log (admin `log`): `(id, config)` oldest first.
+    pub fn log(&self, deadline: Instant) -> Result<Vec<(String, String)>, String> {
+        let v = self.call(&Request::Log { last: None }, deadline)?;
+        let entries = v["entries"].as_array().ok_or("no log entries in the answer")?;
+        Ok(entries
+            .iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                (s("id"), s("config"))
+            })
+            .collect())
     }
 
     /// The reports since the last drain.

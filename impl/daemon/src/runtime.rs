@@ -14,6 +14,10 @@
 //! each further idle token is held `runtime.idle_token_delay_ms` before it is forwarded, so an
 //! idle ring does not spin while a recently busy one keeps its latency; and the TESTING partition hook drops datagrams from and to
 //! chosen daemons, as a lossy network would.
+//!
+//! TESTING: in controlled mode (`runtime.controlled`, [`crate::controlled`]) no timer is armed
+//! (the harness fires them through the admin endpoint), tokens to itself leave through the
+//! harness, nothing is held, the group layer is detached and every input's commands are reported.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
