@@ -458,8 +458,11 @@ impl<'a> World<'a> {
                 if !self.reachable(*from, *to) {
                     return Err(format!("d{to} cannot be reached from d{from}"));
                 }
-                let p = self.take(*from, *to, packet, fifo)?;
                 let t = self.at(*to)?;
+                if !self.nodes.get(t).is_some_and(LiveNode::running) {
+                    return Err(format!("d{to} is not running"));
+                }
+                let p = self.take(*from, *to, packet, fifo)?;
                 let target = self.nodes.get(t).map_or(0, |d| d.inputs) + 1;
                 self.net.forward(&p)?;
                 self.counts.packets_released += 1;

@@ -204,3 +204,51 @@ pub fn free_addrs(n: usize) -> Result<Vec<Addrs>, HarnessError> {
     }
     Err(HarnessError::Setup("no free port range found".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sgc_model::ring::{Daemon, RingId};
+
+    fn fake_daemon() -> UdpSocket {
+        let s = UdpSocket::bind(("127.0.0.1", 0)).expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        s
+    }
+
+    #[test]
+    fn datagrams_are_held_decoded_and_forwarded_from_the_senders_stand_in() {
+        let (d0, d1) = (fake_daemon(), fake_daemon());
+        let addr = |s: &UdpSocket| s.local_addr().expect("addr");
+        let addrs: Vec<Addrs> = [&d0, &d1]
+            .iter()
+            .map(|s| Addrs {
+                listen: addr(s),
+                admin: addr(s),
+                client: addr(s),
+            })
+            .collect();
+        let codec = Codec::new("t", 65_507);
+        let net = Net::bind(&[0, 1], &addrs, codec.clone()).expect("net");
+        let me = Pid::new(0, 1);
+        let members = [me, Pid::new(1, 1)];
+        let pkt = Packet::Token(Daemon::first_token(RingId { seq: 1, rep: me }, &members));
+        let bytes = codec.encode(me, &pkt);
+        let to_d1 = net.peers_of(0).expect("peers")[1].1;
+        d0.send_to(&bytes, to_d1).expect("send");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let got = net.collect(0, &[0, 1], deadline).expect("one datagram to d1");
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].from, got[0].to, got[0].sender), (0, 1, me));
+        assert_eq!(got[0].pkt, pkt);
+        net.forward(&got[0]).expect("forward");
+        let mut buf = [0u8; 2048];
+        let (n, src) = d1.recv_from(&mut buf).expect("d1 receives");
+        assert_eq!(&buf[..n], bytes.as_slice());
+        assert_eq!(
+            src,
+            net.peers_of(1).expect("peers")[0].1,
+            "from d0's stand-in at d1"
+        );
+    }
+}

@@ -955,6 +955,21 @@ mod tests {
     }
 
     #[test]
+    fn controlled_mode_needs_its_setup_and_excludes_recording() {
+        let key = |c: &DaemonConfig| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        };
+        let mut c = DaemonConfig::local("c", 3, 1, 40_000);
+        c.runtime.controlled = true;
+        assert_eq!(key(&c), "runtime.controlled_setup");
+        c.runtime.controlled_setup = Some(PathBuf::from("setup.json"));
+        assert!(c.validate().is_ok());
+        c.runtime.record = true;
+        assert_eq!(key(&c), "runtime.controlled");
+    }
+
+    #[test]
     fn packet_payload_must_fit_the_datagram() {
         let mut c = DaemonConfig::local("c", 3, 1, 40_000);
         c.runtime.max_datagram = 1472;
