@@ -10,14 +10,16 @@
 //!                         is compared with the trace; the first difference is a Mismatch
 //! ```
 //!
-//! This is the model → model half of conformance: the live-cluster harness (the harness drives
-//! real daemons as their network and clock) reads the same traces.
+//! The same traces are replayed on live daemon processes by [`harness`] (model → live: the
+//! harness is the daemons' network and clock, `runtime.controlled`).
 //!
 //! - [`trace`]: the versioned trace format, loading and writing;
 //! - [`export`]: checker paths (discoveries, random walks) → traces;
-//! - [`replay`]: traces → machines → [`replay::Outcome`] / [`replay::Summary`].
+//! - [`replay`]: traces → machines → [`replay::Outcome`] / [`replay::Summary`];
+//! - [`harness`]: `evs` traces → live daemons → [`harness::LiveOutcome`] / [`harness::LiveSummary`].
 
 pub mod export;
+pub mod harness;
 pub mod replay;
 pub mod trace;
 

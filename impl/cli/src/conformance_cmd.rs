@@ -5,6 +5,13 @@
 //! sans-IO machines (`sgc-conformance`) and prints `{"traces", "matched", "steps",
 //! "observations", "mismatches": [{"file", "trace", "diff"}]}`. Exit status 0 when every trace
 //! matched, 1 on any mismatch, 2 when `DIR` cannot be read.
+//!
+//! `sgc conformance replay DIR --live [--work W] [--max-traces N] [--json]`: replays every `evs`
+//! trace of `DIR` on live daemons (this executable's `sgc daemon`, controlled mode; the harness
+//! of `sgc_conformance::harness` is their network and clock) and prints `{"traces",
+//! "replayed", "matched", "steps", "observations", "counts": {"packets_released",
+//! "packets_dropped", "datagrams", "timers_fired", "submits", "processes", "crashes"},
+//! "excluded": [{"file", "trace", "reason"}], "mismatches": [...]}`. Same exit statuses.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +51,16 @@ pub struct ReplayArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Replay on live daemon processes (controlled mode) instead of the machines.
+    #[arg(long)]
+    live: bool,
+    /// With --live: working directory for the daemons' files (default: a fresh directory
+    /// under the system's temporary directory, removed afterwards).
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// With --live: replay at most N traces (the others are listed as excluded).
+    #[arg(long, default_value_t = 1000)]
+    max_traces: usize,
 }
 
 /// Runs `sgc conformance`.
@@ -91,7 +108,62 @@ fn live(args: &LiveArgs) -> Result<ExitCode, CliError> {
     })
 }
 
+fn replay_live(args: &ReplayArgs) -> Result<ExitCode, CliError> {
+    let program = std::env::current_exe().map_err(|e| CliError::Output(e.to_string()))?;
+    let (work, temporary) = match &args.work {
+        Some(w) => (w.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("sgc-live-replay-{}", std::process::id())),
+            true,
+        ),
+    };
+    let mut opts = sgc_conformance::harness::LiveOptions::new(program, work.clone());
+    opts.max_traces = args.max_traces;
+    let sum = sgc_conformance::harness::replay_dir_live(&args.dir, &opts);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    let sum = sum.map_err(|e| CliError::Usage(e.to_string()))?;
+    if args.json {
+        out!(
+            "{}",
+            serde_json::to_string(&sum).map_err(|e| CliError::Output(e.to_string()))?
+        );
+    } else {
+        let c = &sum.counts;
+        out!(
+            "traces {}  replayed live {}  matched {}  steps {}  observations {}  packets released {}  timers fired {}  excluded {}  mismatches {}",
+            sum.traces,
+            sum.replayed,
+            sum.matched,
+            sum.steps,
+            sum.observations,
+            c.packets_released,
+            c.timers_fired,
+            sum.excluded.len(),
+            sum.mismatches.len()
+        );
+        for x in &sum.excluded {
+            out!("EXCLUDED {} ({}): {}", x.trace, x.file, x.reason);
+        }
+        for m in &sum.mismatches {
+            out!("MISMATCH {} ({})", m.trace, m.file);
+            for l in m.diff.lines() {
+                out!("  {l}");
+            }
+        }
+    }
+    Ok(if sum.mismatches.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn replay(args: &ReplayArgs) -> Result<ExitCode, CliError> {
+    if args.live {
+        return replay_live(args);
+    }
     let sum = replay_dir(&args.dir).map_err(|e| CliError::Usage(e.to_string()))?;
     if args.json {
         out!(

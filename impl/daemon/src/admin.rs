@@ -12,6 +12,9 @@
 //! | `{"cmd":"heal"}` | TESTING: stop dropping |
 //! | `{"cmd":"send","count":N,"size":B,"service":"agreed"}` | TESTING: submit N messages of B bytes |
 //! | `{"cmd":"shutdown"}` | the daemon exits after answering |
+//! | `{"cmd":"fire_timer","timer":"TokenLoss"}` | TESTING, controlled mode: fire an armed timer |
+//! | `{"cmd":"submit","n":N,"service":"Agreed","payload":"hex","incarnation":I}` | TESTING, controlled mode: submit message `m{node}.{inc}#{N}` |
+//! | `{"cmd":"controlled"}` | TESTING, controlled mode: `controlled::Drained` (inputs handled, their commands, armed timers) |
 //!
 //! `partition`, `heal` and `send` are testing facilities (fault injection and load), not part of
 //! the client service. The server only parses and forwards requests to the runtime loop, which
@@ -74,6 +77,27 @@ pub enum Request {
     },
     /// Stop the daemon.
     Shutdown,
+    /// TESTING, controlled mode (`crate::controlled`): fire this armed timer.
+    FireTimer {
+        /// The timer.
+        timer: sgc_model::ring::TimerKind,
+    },
+    /// TESTING, controlled mode: submit message number `n` of this daemon's incarnation.
+    Submit {
+        /// Message number.
+        n: u32,
+        /// Service.
+        service: sgc_model::ring::Service,
+        /// Payload, hex.
+        #[serde(default)]
+        payload: String,
+        /// The incarnation the submitter expects (refused if another).
+        #[serde(default)]
+        incarnation: Option<u32>,
+    },
+    /// TESTING, controlled mode: the machine inputs handled and their commands since the last
+    /// such request.
+    Controlled,
 }
 
 /// The answer line.

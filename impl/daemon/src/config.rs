@@ -177,6 +177,13 @@ pub struct RuntimeSection {
     /// `daemon.data_dir/record-<incarnation>.bin`, for `sgc conformance` (off: no cost but a
     /// branch per input).
     pub record: bool,
+    /// TESTING (`sgc conformance replay --live`): the harness is this daemon's network and
+    /// clock (`crate::controlled`): no timer is armed, timers fire on the admin `fire_timer`
+    /// request, tokens to itself leave through the harness, the group layer is detached.
+    pub controlled: bool,
+    /// With `controlled`: the JSON setup file the harness wrote (ring parameters, start,
+    /// the harness's address standing for this daemon), relative to the config file.
+    pub controlled_setup: Option<PathBuf>,
 }
 
 impl Default for RuntimeSection {
@@ -188,6 +195,8 @@ impl Default for RuntimeSection {
             delivery_log: 100_000,
             socket_buffer: 4 << 20,
             record: false,
+            controlled: false,
+            controlled_setup: None,
         }
     }
 }
@@ -480,6 +489,7 @@ impl DaemonConfig {
             &mut sec.key,
             &mut sec.policy,
             &mut sec.sign_key,
+            &mut cfg.runtime.controlled_setup,
         ]
         .into_iter()
         .flatten()
@@ -556,6 +566,20 @@ impl DaemonConfig {
         }
         if r.socket_buffer > 1 << 30 {
             return Err(invalid("runtime.socket_buffer", "must be at most 1 GiB"));
+        }
+        if r.controlled {
+            if r.controlled_setup.is_none() {
+                return Err(invalid(
+                    "runtime.controlled_setup",
+                    "required with runtime.controlled",
+                ));
+            }
+            if r.record || self.security.mode != SecurityMode::None {
+                return Err(invalid(
+                    "runtime.controlled",
+                    "a testing mode: excludes runtime.record and security",
+                ));
+            }
         }
         let chunk = RingConfig::new(vec![0]).chunk_overhead;
         let p = self.window.packet_payload;
@@ -948,6 +972,21 @@ mod tests {
             "window.window_size"
         );
         assert_eq!(err_key(&t.replace("\"d2\"", "\"d0\"")), "peers[2].name");
+    }
+
+    #[test]
+    fn controlled_mode_needs_its_setup_and_excludes_recording() {
+        let key = |c: &DaemonConfig| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        };
+        let mut c = DaemonConfig::local("c", 3, 1, 40_000);
+        c.runtime.controlled = true;
+        assert_eq!(key(&c), "runtime.controlled_setup");
+        c.runtime.controlled_setup = Some(PathBuf::from("setup.json"));
+        assert!(c.validate().is_ok());
+        c.runtime.record = true;
+        assert_eq!(key(&c), "runtime.controlled");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!
 //! - [`config`]: the TOML file, validated with errors naming the key;
 //! - [`transport`]: the datagram codec and its rejections;
+//! - [`controlled`]: TESTING: the controlled mode in which a harness is the network and clock;
 //! - [`protection`]: Three-Step packet protection (sealed and signed datagram formats);
 //! - [`store`]: the durable record (incarnation, ring-seq high-water mark);
 //! - [`admin`]: the admin protocol, its server and a blocking client;
@@ -23,6 +24,7 @@
 pub mod admin;
 pub mod clients;
 pub mod config;
+pub mod controlled;
 pub mod keys;
 pub mod policy;
 pub mod protection;

@@ -14,6 +14,10 @@
 //! each further idle token is held `runtime.idle_token_delay_ms` before it is forwarded, so an
 //! idle ring does not spin while a recently busy one keeps its latency; and the TESTING partition hook drops datagrams from and to
 //! chosen daemons, as a lossy network would.
+//!
+//! TESTING: in controlled mode (`runtime.controlled`, [`crate::controlled`]) no timer is armed
+//! (the harness fires them through the admin endpoint), tokens to itself leave through the
+//! harness, nothing is held, the group layer is detached and every input's commands are reported.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -34,6 +38,7 @@ use sgc_model::ring::record::{Header, RECORD_VERSION, Recorder};
 use crate::admin::{self, Pending, Request, Response, RingStatus, SendService, Status};
 use crate::clients::{self, Channels, SessionCtl, SessionMsg};
 use crate::config::{DaemonConfig, SecurityMode};
+use crate::controlled::Controlled;
 use crate::protection::{AgreedKeys, Policy, Protection, Wire};
 use crate::sessions::{RingSubmit, Sessions};
 use crate::store::{Store, StoreError};
@@ -97,6 +102,9 @@ pub enum DaemonError {
     /// `runtime.record` is on and the recording cannot be created.
     #[error("cannot record to {0}: {1}")]
     Record(std::path::PathBuf, String),
+    /// TESTING: the controlled mode's setup is unusable.
+    #[error(transparent)]
+    Controlled(#[from] crate::controlled::ControlledError),
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
@@ -165,6 +173,8 @@ pub struct Runtime {
     stopping: bool,
     /// Integrated security: the keys driver needs its clock.
     keys_on: bool,
+    /// TESTING: controlled mode (`runtime.controlled`), the harness is network and clock.
+    ctl: Option<Controlled>,
 }
 
 impl Runtime {
@@ -175,7 +185,15 @@ impl Runtime {
         let security = cfg.load_security()?;
         let store = Store::open(&cfg.daemon.data_dir)?;
         let durable = store.load()?;
-        let machine = Daemon::new(cfg.daemon.id, durable);
+        let (ring, machine, ctl) = match crate::controlled::start(&cfg, durable)? {
+            Some(s) => {
+                if let Some(d) = &s.persist {
+                    store.save(d)?;
+                }
+                (s.ring, s.machine, Some(s.ctl))
+            }
+            None => (ring, Daemon::new(cfg.daemon.id, durable), None),
+        };
         let recorder = if cfg.runtime.record {
             Some(open_recorder(&cfg, &machine, durable, &ring)?)
         } else {
@@ -230,11 +248,16 @@ impl Runtime {
         if protection.as_ref().map(Protection::policy) == Some(Policy::Seal) {
             sessions.set_servers_key_hook(agreed.hook());
         }
+        let mut peers: BTreeMap<NodeId, SocketAddr> = cfg.peers.iter().map(|p| (p.id, p.addr)).collect();
+        if let Some(c) = &ctl {
+            peers.insert(machine.me.node, c.loopback());
+        }
         Ok(Self {
             codec,
             protection,
             agreed,
-            peers: cfg.peers.iter().map(|p| (p.id, p.addr)).collect(),
+            peers,
+            ctl,
             ring,
             machine,
             store,
@@ -316,7 +339,10 @@ impl Runtime {
                 socket = %self.cfg.client_socket().display(),
                 "daemon started"
             );
-            self.step(Event::Boot).await?;
+            match self.ctl.as_mut().and_then(Controlled::take_start) {
+                Some(cmds) => self.carry_out(cmds).await?,
+                None => self.step(Event::Boot).await?,
+            }
             let mut buf = vec![0u8; 65_536];
             tokio::pin!(shutdown);
             let started = std::time::Instant::now();
@@ -522,6 +548,14 @@ impl Runtime {
                 cmds
             }
         };
+        self.carry_out(cmds).await
+    }
+
+    /// Carry out one input's commands in order (reported first in controlled mode).
+    async fn carry_out(&mut self, cmds: Vec<Command>) -> Result<(), DaemonError> {
+        if let Some(c) = self.ctl.as_mut() {
+            c.on_input(&cmds);
+        }
         for c in cmds {
             self.apply(c).await?;
         }
@@ -551,7 +585,10 @@ impl Runtime {
             Command::SendToken { to, pkt } => self.send_token(to, pkt).await,
             Command::Broadcast(pkt) => self.broadcast(&pkt).await,
             Command::SetTimer { kind, after } => {
-                self.timers.insert(kind, Instant::now() + after);
+                // Controlled mode: the harness fires timers (armed in `self.ctl`).
+                if self.ctl.is_none() {
+                    self.timers.insert(kind, Instant::now() + after);
+                }
             }
             Command::CancelTimer(kind) => {
                 self.timers.remove(&kind);
@@ -615,6 +652,13 @@ impl Runtime {
 
     /// Queue the group layer's messages for the ring machine.
     fn submit_group(&mut self, subs: Vec<RingSubmit>) {
+        if self.ctl.is_some() {
+            // Controlled mode replays ring traces: the group layer is detached.
+            for _ in subs {
+                self.count("controlled_group_dropped");
+            }
+            return;
+        }
         for RingSubmit { service, payload } in subs {
             let id = MsgId {
                 origin: self.machine.me,
@@ -637,7 +681,11 @@ impl Runtime {
         if let Some((_, t, p)) = self.held.take() {
             self.send_token_now(t, &p).await;
         }
-        let delay = self.cfg.runtime.idle_token_delay_ms;
+        let delay = if self.ctl.is_some() {
+            0
+        } else {
+            self.cfg.runtime.idle_token_delay_ms
+        };
         self.idle_streak = if self.idle_token(&pkt) {
             self.idle_streak.saturating_add(1)
         } else {
@@ -651,7 +699,7 @@ impl Runtime {
     }
 
     async fn send_token_now(&mut self, to: Pid, pkt: &Packet) {
-        if to == self.machine.me {
+        if to == self.machine.me && self.ctl.is_none() {
             self.local.push_back(Event::Recv {
                 from: to,
                 pkt: pkt.clone(),
@@ -780,6 +828,17 @@ impl Runtime {
             Request::Shutdown => {
                 self.stopping = true;
                 Response::ok(serde_json::json!({ "stopping": true }))
+            }
+            r @ (Request::FireTimer { .. } | Request::Submit { .. } | Request::Controlled) => {
+                let (me, queued) = (self.machine.me, self.local.len());
+                match self.ctl.as_mut() {
+                    None => Response::err("not in controlled mode (runtime.controlled)"),
+                    Some(c) => {
+                        let (answer, ev) = c.request(me, queued, r);
+                        self.local.extend(ev);
+                        answer
+                    }
+                }
             }
         };
         let _ = reply.send(resp);
