@@ -76,6 +76,10 @@ pub struct UpArgs {
     /// delivered as an artificial membership change.
     #[arg(long, value_name = "MS")]
     refresh_ms: Option<u64>,
+    /// Broadcast over IP multicast to this IPv4 group and port (`[network] multicast` in every
+    /// configuration); default: unicast to each peer.
+    #[arg(long, value_name = "GROUP:PORT")]
+    multicast: Option<SocketAddr>,
 }
 
 /// Client identities `up --security` creates; the last has no rights in the policy.
@@ -299,6 +303,9 @@ fn start_all(
         let mut cfg = DaemonConfig::local(&args.cluster, args.daemons, i, base);
         cfg.security = security_section(mode, &cfg.daemon.name, args.refresh_ms);
         cfg.runtime.record = args.record;
+        cfg.network.multicast = args.multicast;
+        cfg.validate()
+            .map_err(|e| CliError::Usage(format!("--multicast: {e}")))?;
         if mode != SecurityMode::None {
             list_sign_keys(&mut cfg, dir)?;
         }
