@@ -12,7 +12,9 @@
 //! - The optional **group socket** (`[network] multicast`) is bound to the group address and
 //!   port with `SO_REUSEADDR` (several daemons of one host share it) and joined on the
 //!   interface of `daemon.listen`; with `IP_MULTICAST_LOOP` on, a daemon also receives its own
-//!   multicast datagrams, which the runtime drops by source address.
+//!   multicast datagrams: a classic BPF filter on the group socket drops them in the kernel
+//!   (source address and port = `daemon.listen`), and the runtime drops any that pass (the
+//!   filter could not be attached) by source address.
 //!
 //! Datagrams queued during one step of the ring machine leave in order in one `sendmmsg` (up to
 //! [`SEND_BATCH`] per call); a partial send is resumed, a refused datagram is counted and
@@ -148,6 +150,9 @@ impl Udp {
             None => None,
             Some(m) => Some(join_group(&sock, m, socket_buffer)?),
         };
+        if let (Some((g, _)), SocketAddr::V4(me)) = (&group, sock.local_addr().unwrap_or(listen)) {
+            drop_own(g, me);
+        }
         Ok(Self {
             sock,
             group,
@@ -313,6 +318,32 @@ fn join_group(
     Ok((sock, group))
 }
 
+/// Attach a classic BPF filter to the group socket that drops datagrams whose IPv4 source
+/// address and UDP source port are `me` (this daemon's own broadcasts, looped back by
+/// `IP_MULTICAST_LOOP`), so they cost neither a wake-up nor a copy. Best effort: without it the
+/// runtime drops them by source address.
+fn drop_own(group: &UdpSocket, me: SocketAddrV4) {
+    use socket2::SockFilter;
+    // Opcodes of linux/filter.h.
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    // SKF_NET_OFF (-0x100000): offsets from the IP header; offset 0 is the UDP header.
+    const NET_OFF: u32 = 0xfff0_0000;
+    let prog = [
+        SockFilter::new(LD_W_ABS, 0, 0, NET_OFF + 12), // A = IPv4 source address
+        SockFilter::new(JEQ_K, 0, 3, u32::from(*me.ip())), // not ours: accept
+        SockFilter::new(LD_H_ABS, 0, 0, 0),            // A = UDP source port
+        SockFilter::new(JEQ_K, 0, 1, u32::from(me.port())), // not ours: accept
+        SockFilter::new(RET_K, 0, 0, 0),               // ours: drop
+        SockFilter::new(RET_K, 0, 0, u32::MAX),        // accept the whole datagram
+    ];
+    if let Err(e) = socket2::SockRef::from(group).attach_filter(&prog) {
+        warn!(error = %e, "cannot attach the own-datagram filter to the multicast socket");
+    }
+}
+
 /// Ask for `bytes` of kernel send and receive buffer (0: keep the OS default). The kernel may
 /// grant less (Linux caps it at `net.core.rmem_max`/`wmem_max`); a refusal is logged, not
 /// fatal: it only makes bursts more likely to be dropped (and retransmitted).
@@ -409,7 +440,8 @@ mod tests {
         assert_eq!(batch.get(0).map(|(d, _)| d.len()), Some(513));
     }
 
-    /// Loopback multicast: both members receive a datagram sent to the group, the sender too.
+    /// Loopback multicast: the other member receives a datagram sent to the group; the sender's
+    /// own copy is dropped by the filter (a datagram from a third socket still reaches it).
     #[tokio::test]
     async fn multicast_on_loopback() {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -429,19 +461,42 @@ mod tests {
         let g = a.group().unwrap();
         a.push(b"hello".to_vec(), [g]);
         assert_eq!(a.flush().await.sent, 1);
-        for r in [&a, &b] {
+        let third = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        third.send_to(b"other", g).unwrap();
+        let all = |r: &Udp| {
             let mut batch = RecvBatch::new(100);
-            for _ in 0..100 {
-                if ready(r).await == Source::Group {
-                    r.recv(Source::Group, &mut batch).unwrap();
-                    if !batch.is_empty() {
-                        break;
-                    }
+            r.recv(Source::Group, &mut batch).unwrap();
+            (0..batch.len())
+                .filter_map(|i| batch.get(i).map(|(b, f)| (b.to_vec(), f)))
+                .collect::<Vec<_>>()
+        };
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            if ready(&b).await == Source::Group {
+                got.extend(all(&b));
+                if got.len() >= 2 {
+                    break;
                 }
             }
-            let (bytes, from) = batch.get(0).unwrap();
-            assert_eq!(bytes, b"hello");
-            assert_eq!(from, Some(a.sock.local_addr().unwrap()));
         }
+        let (sa, st) = (a.sock.local_addr().unwrap(), third.local_addr().unwrap());
+        assert_eq!(
+            got,
+            vec![(b"hello".to_vec(), Some(sa)), (b"other".to_vec(), Some(st))]
+        );
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            if ready(&a).await == Source::Group {
+                got.extend(all(&a));
+                if !got.is_empty() {
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            got,
+            vec![(b"other".to_vec(), Some(st))],
+            "own datagram not filtered"
+        );
     }
 }
