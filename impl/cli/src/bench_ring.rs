@@ -88,6 +88,10 @@ pub struct BenchArgs {
     /// Skip the failover measurement (which kills one daemon).
     #[arg(long)]
     no_failover: bool,
+    /// Broadcast over IP multicast (`[network] multicast`): group 239.255.83.71, port the
+    /// first one after the daemons' range (base + 3 × daemons), on loopback.
+    #[arg(long)]
+    multicast: bool,
     /// Directory for configs and logs (default: a new temporary directory, removed on success).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -131,9 +135,13 @@ struct Row {
     max_messages: u32,
     /// Token rotations per second during the run (machine `tokens` counter / daemons).
     rotations_per_s: f64,
-    /// Datagrams sent per token visit, all daemons (2 per data packet with 3 daemons, plus 1
-    /// for the token itself).
+    /// Datagrams sent per token visit, all daemons (2 per data packet with 3 daemons, 1 with
+    /// multicast, plus 1 for the token itself).
     datagrams_per_visit: f64,
+    /// Broadcasts went to an IP multicast group.
+    multicast: bool,
+    /// `sendmmsg` calls per token visit, all daemons.
+    send_calls_per_visit: f64,
 }
 
 /// The daemons of the bench; dropping it stops them.
@@ -350,6 +358,10 @@ fn start(args: &BenchArgs) -> Result<Bench, CliError> {
         if let Some(g) = args.max_gap {
             cfg.window.max_gap = g;
         }
+        if args.multicast {
+            let port = base + 3 * args.daemons;
+            cfg.network.multicast = Some(SocketAddr::from(([239, 255, 83, 71], port)));
+        }
         cfg.validate().map_err(out_err)?;
         let ddir = dir.join(&cfg.daemon.name);
         std::fs::create_dir_all(&ddir).map_err(out_err)?;
@@ -515,6 +527,7 @@ impl Bench {
         let rate = total as f64 / secs;
         let visits = machine(&after, "tokens").saturating_sub(machine(&before, "tokens"));
         let dgrams = counter(&after, "datagrams_out").saturating_sub(counter(&before, "datagrams_out"));
+        let calls = counter(&after, "send_calls").saturating_sub(counter(&before, "send_calls"));
         let rotations = visits as f64 / f64::from(args.daemons);
         let probe = DaemonConfig::local("sgc-bench", args.daemons, 0, 1);
         Ok(Row {
@@ -547,6 +560,12 @@ impl Bench {
                 0.0
             } else {
                 round(dgrams as f64 / visits as f64, 2)
+            },
+            multicast: args.multicast,
+            send_calls_per_visit: if visits == 0 {
+                0.0
+            } else {
+                round(calls as f64 / visits as f64, 2)
             },
         })
     }

@@ -85,6 +85,10 @@ pub struct UpArgs {
     /// `aes128-cbc-hmac-sha1`, `blowfish-cbc-hmac-sha1`, `hmac-sha1`; default: the daemon's).
     #[arg(long, value_name = "SUITE")]
     transport_suite: Option<sgc_daemon::config::TransportSuite>,
+    /// Broadcast over IP multicast to this IPv4 group and port (`[network] multicast` in every
+    /// configuration); default: unicast to each peer.
+    #[arg(long, value_name = "GROUP:PORT")]
+    multicast: Option<SocketAddr>,
 }
 
 /// Client identities `up --security` creates; the last has no rights in the policy.
@@ -310,8 +314,13 @@ fn start_all(
         let mut cfg = DaemonConfig::local(&args.cluster, args.daemons, i, base);
         cfg.security = security_section(mode, &cfg.daemon.name, args);
         cfg.runtime.record = args.record;
+        cfg.network.multicast = args.multicast;
         if mode != SecurityMode::None {
             list_sign_keys(&mut cfg, dir)?;
+        }
+        if args.multicast.is_some() {
+            cfg.validate()
+                .map_err(|e| CliError::Usage(format!("--multicast: {e}")))?;
         }
         let ddir = dir.join(&cfg.daemon.name);
         std::fs::create_dir_all(&ddir).map_err(io_err("cannot create", &ddir))?;

@@ -240,10 +240,11 @@ fn i10_members_talk_an_evicted_member_cannot_decrypt() {
             .all(|m| m.texts().contains(&"after carol left".to_owned()))
     });
 
-    // carol captures: a raw connection joins the group at the daemon (no flush layer)
-    let cap_ep = tls(&c, "d2", "carol");
+    // carol captures: a raw connection joins the group at the daemon (no flush layer); over
+    // mutual TLS its name is her certificate's, so it connects where she is not connected yet.
+    let cap_ep = tls(&c, "d0", "carol");
     let mut cap = retry("carol's capture connects", || {
-        Client::connect(&cap_ep, Some("cap"), true)
+        Client::connect(&cap_ep, None, true)
     });
     cap.join(&g).expect("capture join");
     a.auto_flush = false;

@@ -16,6 +16,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sgc_model::ring::{NodeId, RingConfig};
 
+mod network;
+pub use network::NetworkSection;
+
 /// Errors of loading a configuration file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -461,6 +464,9 @@ pub struct DaemonConfig {
     /// Identities, client authentication, access control.
     #[serde(default)]
     pub security: SecuritySection,
+    /// Transport options (IP multicast); not written out when unset.
+    #[serde(default, skip_serializing_if = "NetworkSection::is_default")]
+    pub network: NetworkSection,
 }
 
 impl DaemonConfig {
@@ -560,6 +566,7 @@ impl DaemonConfig {
         self.validate_window()?;
         self.validate_clients()?;
         self.validate_security()?;
+        self.network.validate(d.listen)?;
         let r = &self.runtime;
         if !(512..=65_507).contains(&r.max_datagram) {
             return Err(invalid("runtime.max_datagram", "must be between 512 and 65507"));
@@ -919,6 +926,7 @@ impl DaemonConfig {
             runtime: RuntimeSection::default(),
             clients: ClientsSection::default(),
             security: SecuritySection::default(),
+            network: NetworkSection::default(),
         }
     }
 

@@ -18,6 +18,7 @@
 //! - [`sessions`]: the group-layer machine and its sessions' I/O;
 //! - [`keys`]: the servers' key agreement and group keys (`sgc_model::keys` engine with real
 //!   providers) between the group layer and the sessions, with security on;
+//! - [`udp`]: the ring sockets (unicast, optional IP multicast) with batched system calls;
 //! - [`runtime`]: the event loop translating bytes, timers and admin requests into events and
 //!   commands into I/O. No protocol decision is taken here.
 
@@ -32,6 +33,7 @@ pub mod runtime;
 pub mod sessions;
 pub mod store;
 pub mod transport;
+pub mod udp;
 
 pub use config::{ConfigError, DaemonConfig};
 pub use runtime::{DaemonError, Runtime, run_blocking};

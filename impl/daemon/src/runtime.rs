@@ -18,6 +18,12 @@
 //! TESTING: in controlled mode (`runtime.controlled`, [`crate::controlled`]) no timer is armed
 //! (the harness fires them through the admin endpoint), tokens to itself leave through the
 //! harness, nothing is held, the group layer is detached and every input's commands are reported.
+//!
+//! Socket I/O is batched (`udp.rs`): the datagrams of one step leave in one `sendmmsg` at the
+//! end of the step, and queued datagrams are read with `recvmmsg`. With `[network] multicast`
+//! a broadcast goes once to the group instead of to each peer (tokens stay unicast); the
+//! multicast socket is drained before the ring socket, so a token is handled after the data
+//! packets sent before it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -28,7 +34,7 @@ use sgc_model::ring::{
     Command, ConfigId, ConfigKind, Daemon, Event, MsgId, NodeId, Packet, Phase, Pid, RingConfig, Service,
     TimerKind,
 };
-use tokio::net::{TcpListener, UdpSocket, UnixListener};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, warn};
@@ -43,6 +49,7 @@ use crate::protection::{AgreedKeys, Policy, Protection, Wire};
 use crate::sessions::{RingSubmit, Sessions};
 use crate::store::{Store, StoreError};
 use crate::transport::Codec;
+use crate::udp::{RecvBatch, Source, Udp};
 
 /// Creates `data_dir/record-<incarnation>.bin` and writes its header.
 fn open_recorder(
@@ -67,9 +74,9 @@ fn open_recorder(
 /// Bound on `count × size` of one admin `send` (testing hook).
 pub const MAX_SEND_BYTES: u64 = 1 << 30;
 
-/// Datagrams handled per wake-up of the ring socket before timers and admin requests are
-/// looked at again.
-const RECV_BATCH: usize = 64;
+/// `recvmmsg` calls per wake-up of the ring sockets before timers and admin requests are looked
+/// at again (each call reads up to [`crate::udp::RECV_BATCH`] datagrams).
+const RECV_CALLS: usize = 4;
 
 /// Errors that stop a daemon.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +115,9 @@ pub enum DaemonError {
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    /// The ring socket or the multicast group could not be set up.
+    #[error(transparent)]
+    Udp(#[from] crate::udp::UdpError),
     /// The `[security]` files could not be loaded (the message names the key).
     #[error(transparent)]
     Security(#[from] crate::config::ConfigError),
@@ -115,6 +125,12 @@ pub enum DaemonError {
 
 /// Capacity of the channel of client requests (a full channel stops reading client sockets).
 const CLIENT_CHANNEL: usize = 1024;
+
+/// Receive buffers of the ring socket and of the multicast group socket.
+struct Bufs {
+    ring: RecvBatch,
+    group: Option<RecvBatch>,
+}
 
 /// The runtime loop's input channels besides the ring socket.
 struct Inbox {
@@ -146,7 +162,7 @@ pub struct Runtime {
     protection: Option<Protection>,
     /// Servers' keys agreed and not yet given to `protection` (three-step).
     agreed: AgreedKeys,
-    sock: UdpSocket,
+    udp: Udp,
     admin: Option<TcpListener>,
     client_tcp: Option<TcpListener>,
     client_unix: Option<UnixListener>,
@@ -199,14 +215,12 @@ impl Runtime {
         } else {
             None
         };
-        let sock = UdpSocket::bind(cfg.daemon.listen)
-            .await
-            .map_err(|source| DaemonError::Bind {
-                what: "daemon.listen",
-                addr: cfg.daemon.listen,
-                source,
-            })?;
-        set_socket_buffers(&sock, cfg.runtime.socket_buffer);
+        let udp = Udp::bind(
+            cfg.daemon.listen,
+            cfg.network.multicast_for(cfg.daemon.listen),
+            cfg.runtime.socket_buffer,
+        )
+        .await?;
         let admin = TcpListener::bind(cfg.daemon.admin)
             .await
             .map_err(|source| DaemonError::Bind {
@@ -261,7 +275,7 @@ impl Runtime {
             ring,
             machine,
             store,
-            sock,
+            udp,
             admin: Some(admin),
             client_tcp: Some(client_tcp),
             client_unix: Some(client_unix),
@@ -343,7 +357,13 @@ impl Runtime {
                 Some(cmds) => self.carry_out(cmds).await?,
                 None => self.step(Event::Boot).await?,
             }
-            let mut buf = vec![0u8; 65_536];
+            let mut bufs = Bufs {
+                ring: RecvBatch::new(self.cfg.runtime.max_datagram),
+                group: self
+                    .udp
+                    .group()
+                    .map(|_| RecvBatch::new(self.cfg.runtime.max_datagram)),
+            };
             tokio::pin!(shutdown);
             let started = std::time::Instant::now();
             let mut tick = tokio::time::interval(self.tick_period());
@@ -351,7 +371,7 @@ impl Runtime {
             while !self.stopping {
                 let ring_span = self.ring_span.clone();
                 let go_on = self
-                    .iterate(&mut buf, &mut rx, shutdown.as_mut(), &mut tick, started)
+                    .iterate(&mut bufs, &mut rx, shutdown.as_mut(), &mut tick, started)
                     .instrument(ring_span)
                     .await?;
                 if !go_on {
@@ -373,7 +393,7 @@ impl Runtime {
     /// Wait for one input and handle it; false once `shutdown` resolved.
     async fn iterate(
         &mut self,
-        buf: &mut [u8],
+        bufs: &mut Bufs,
         rx: &mut Inbox,
         shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
         tick: &mut tokio::time::Interval,
@@ -391,16 +411,11 @@ impl Runtime {
             }
         };
         tokio::select! {
-            r = self.sock.recv_from(buf) => match r {
-                Ok((n, from)) => {
-                    if let Some(ev) = self.on_datagram(buf.get(..n).unwrap_or_default(), from) {
-                        self.step(ev).await?;
-                    }
-                    self.drain_socket(buf).await?;
-                }
+            r = self.udp.readable() => match r {
+                Ok(_) => self.drain_sockets(bufs).await?,
                 Err(e) => {
                     self.count("recv_errors");
-                    debug!(error = %e, "recv failed");
+                    debug!(error = %e, "socket readiness failed");
                 }
             },
             () = sleep => self.on_deadline().await?,
@@ -426,34 +441,75 @@ impl Runtime {
     }
 
     fn count(&mut self, what: &str) {
+        self.add(what, 1);
+    }
+
+    /// Add `n` to a counter (none created for 0).
+    fn add(&mut self, what: &str, n: u64) {
         // Hot path (every datagram): allocate the key only the first time.
-        if let Some(n) = self.counters.get_mut(what) {
-            *n += 1;
-        } else {
-            self.counters.insert(what.to_owned(), 1);
+        if let Some(c) = self.counters.get_mut(what) {
+            *c += n;
+        } else if n > 0 {
+            self.counters.insert(what.to_owned(), n);
         }
     }
 
-    /// Handle the datagrams already queued on the socket (at most [`RECV_BATCH`]) without going
-    /// back through the `select!` (one poll, one timer registration per batch, not per datagram).
-    /// Stops as soon as a local event is queued, so local events keep their place.
-    async fn drain_socket(&mut self, buf: &mut [u8]) -> Result<(), DaemonError> {
-        for _ in 0..RECV_BATCH {
+    /// Handle the datagrams already queued on the sockets without going back through the
+    /// `select!` (one poll, one timer registration per batch, not per datagram): at most
+    /// [`RECV_CALLS`] `recvmmsg` calls on the ring socket, each followed by draining the
+    /// multicast socket, whose datagrams are handled first (a data packet multicast before a
+    /// token is queued there before the token is queued on the ring socket). Stops starting new
+    /// calls once a local event is queued, so local events keep their place.
+    async fn drain_sockets(&mut self, bufs: &mut Bufs) -> Result<(), DaemonError> {
+        for _ in 0..RECV_CALLS {
             if !self.local.is_empty() {
                 break;
             }
-            match self.sock.try_recv_from(buf) {
-                Ok((n, from)) => {
-                    if let Some(ev) = self.on_datagram(buf.get(..n).unwrap_or_default(), from) {
-                        self.step(ev).await?;
+            self.recv_into(Source::Ring, &mut bufs.ring);
+            let mut any = !bufs.ring.is_empty();
+            if let Some(group) = bufs.group.as_mut() {
+                for _ in 0..RECV_CALLS * 2 {
+                    self.recv_into(Source::Group, group);
+                    if group.is_empty() {
+                        break;
                     }
+                    any = true;
+                    self.handle_batch(group, Source::Group).await?;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.count("recv_errors");
-                    debug!(error = %e, "recv failed");
-                    break;
-                }
+            }
+            self.handle_batch(&bufs.ring, Source::Ring).await?;
+            if !any {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One `recvmmsg` on `src` into `batch` (empty on error, counted).
+    fn recv_into(&mut self, src: Source, batch: &mut RecvBatch) {
+        if let Err(e) = self.udp.recv(src, batch) {
+            self.count("recv_errors");
+            debug!(error = %e, ?src, "recv failed");
+        }
+    }
+
+    /// Feed the datagrams of one batch to the machine, in order.
+    async fn handle_batch(&mut self, batch: &RecvBatch, src: Source) -> Result<(), DaemonError> {
+        for i in 0..batch.len() {
+            let Some((bytes, from)) = batch.get(i) else {
+                continue;
+            };
+            let Some(from) = from else {
+                self.count("recv_errors");
+                continue;
+            };
+            if src == Source::Group && from == self.cfg.daemon.listen {
+                // Our own broadcast, looped back by IP_MULTICAST_LOOP.
+                self.count("multicast_own");
+                continue;
+            }
+            if let Some(ev) = self.on_datagram(bytes, from) {
+                self.step(ev).await?;
             }
         }
         Ok(())
@@ -512,7 +568,8 @@ impl Runtime {
             && *d <= now
             && let Some((_, to, pkt)) = self.held.take()
         {
-            self.send_token_now(to, &pkt).await;
+            self.send_token_now(to, &pkt);
+            self.flush().await;
             return Ok(());
         }
         let due = self
@@ -557,33 +614,47 @@ impl Runtime {
             c.on_input(&cmds);
         }
         for c in cmds {
-            self.apply(c).await?;
+            self.apply(c)?;
         }
         if self
             .protection
             .as_ref()
             .is_some_and(Protection::has_announcements)
         {
-            self.send_announcements().await;
+            self.send_announcements();
         }
+        self.flush().await;
         Ok(())
     }
 
-    /// Tell peers which servers' keys this daemon holds (see `crate::protection`).
-    async fn send_announcements(&mut self) {
-        let Some(p) = &mut self.protection else {
-            return;
+    /// Queue the announcements of the servers' keys this daemon holds (see
+    /// `crate::protection`); they leave with the step's other datagrams.
+    fn send_announcements(&mut self) {
+        let announcements = match &mut self.protection {
+            Some(p) => p.take_announcements(),
+            None => return,
         };
-        for (node, bytes) in p.take_announcements() {
+        for (node, bytes) in announcements {
             self.count("announcements_out");
-            self.send_to(node, &bytes).await;
+            self.send_to(&[node], bytes);
         }
     }
 
-    async fn apply(&mut self, c: Command) -> Result<(), DaemonError> {
+    /// Send the datagrams queued by the last step, in one batch.
+    async fn flush(&mut self) {
+        if !self.udp.pending() {
+            return;
+        }
+        let f = self.udp.flush().await;
+        self.add("datagrams_out", f.sent);
+        self.add("send_errors", f.errors);
+        self.add("send_calls", f.calls);
+    }
+
+    fn apply(&mut self, c: Command) -> Result<(), DaemonError> {
         match c {
-            Command::SendToken { to, pkt } => self.send_token(to, pkt).await,
-            Command::Broadcast(pkt) => self.broadcast(&pkt).await,
+            Command::SendToken { to, pkt } => self.send_token(to, pkt),
+            Command::Broadcast(pkt) => self.broadcast(&pkt),
             Command::SetTimer { kind, after } => {
                 // Controlled mode: the harness fires timers (armed in `self.ctl`).
                 if self.ctl.is_none() {
@@ -677,9 +748,9 @@ impl Runtime {
             && self.local.is_empty()
     }
 
-    async fn send_token(&mut self, to: Pid, pkt: Packet) {
+    fn send_token(&mut self, to: Pid, pkt: Packet) {
         if let Some((_, t, p)) = self.held.take() {
-            self.send_token_now(t, &p).await;
+            self.send_token_now(t, &p);
         }
         let delay = if self.ctl.is_some() {
             0
@@ -694,11 +765,12 @@ impl Runtime {
         if delay > 0 && self.idle_streak > self.cfg.runtime.idle_token_spins {
             self.held = Some((Instant::now() + Duration::from_millis(delay), to, pkt));
         } else {
-            self.send_token_now(to, &pkt).await;
+            self.send_token_now(to, &pkt);
         }
     }
 
-    async fn send_token_now(&mut self, to: Pid, pkt: &Packet) {
+    /// Queue a token for `to` (or hand it to this machine); sent at the next flush.
+    fn send_token_now(&mut self, to: Pid, pkt: &Packet) {
         if to == self.machine.me && self.ctl.is_none() {
             self.local.push_back(Event::Recv {
                 from: to,
@@ -707,7 +779,7 @@ impl Runtime {
             return;
         }
         if let Some(bytes) = self.encode_for(None, to.node, pkt) {
-            self.send_to(to.node, &bytes).await;
+            self.send_to(&[to.node], bytes);
         }
     }
 
@@ -736,7 +808,10 @@ impl Runtime {
         }
     }
 
-    async fn broadcast(&mut self, pkt: &Packet) {
+    /// Queue a packet for every other daemon: once to the multicast group when it is on, no
+    /// peer is cut off by the partition hook and all peers take the same protection format;
+    /// else one unicast datagram per peer.
+    fn broadcast(&mut self, pkt: &Packet) {
         let others: Vec<NodeId> = self
             .ring
             .nodes
@@ -753,6 +828,10 @@ impl Runtime {
                 .map_or(Wire::Plain, |p| p.wire_for(n, pkt));
             groups.entry(w).or_default().push(n);
         }
+        let group = self
+            .udp
+            .group()
+            .filter(|_| groups.len() == 1 && self.blocked.is_empty());
         for (wire, nodes) in groups {
             let Some(first) = nodes.first().copied() else {
                 continue;
@@ -760,28 +839,28 @@ impl Runtime {
             let Some(bytes) = self.encode_for(Some(wire), first, pkt) else {
                 continue;
             };
-            for n in nodes {
-                self.send_to(n, &bytes).await;
+            if let Some(g) = group {
+                self.count("multicast_out");
+                self.udp.push(bytes, [g]);
+            } else {
+                self.send_to(&nodes, bytes);
             }
         }
     }
 
-    async fn send_to(&mut self, node: NodeId, bytes: &[u8]) {
-        if self.blocked.contains(&node) {
-            self.count("dropped_partition_out");
-            return;
-        }
-        let Some(addr) = self.peers.get(&node).copied() else {
-            self.count("send_unknown_peer");
-            return;
-        };
-        match self.sock.send_to(bytes, addr).await {
-            Ok(_) => self.count("datagrams_out"),
-            Err(e) => {
-                self.count("send_errors");
-                debug!(%addr, error = %e, "send failed");
+    /// Queue `bytes` for each of `nodes` (one buffer, several destinations).
+    fn send_to(&mut self, nodes: &[NodeId], bytes: Vec<u8>) {
+        let mut dests = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            if self.blocked.contains(node) {
+                self.count("dropped_partition_out");
+            } else if let Some(addr) = self.peers.get(node).copied() {
+                dests.push(addr);
+            } else {
+                self.count("send_unknown_peer");
             }
         }
+        self.udp.push(bytes, dests);
     }
 
     fn on_admin(&mut self, req: Request, reply: oneshot::Sender<Response>) {
@@ -917,28 +996,6 @@ impl Runtime {
             protection: self.protection.as_ref().map(Protection::status),
         }
     }
-}
-
-/// Ask for `bytes` of kernel send and receive buffer on the ring socket (0: keep the OS
-/// default). The kernel may grant less (Linux caps it at `net.core.rmem_max`/`wmem_max`);
-/// a refusal is logged, not fatal: it only makes bursts more likely to be dropped (and
-/// retransmitted).
-fn set_socket_buffers(sock: &UdpSocket, bytes: usize) {
-    if bytes == 0 {
-        return;
-    }
-    let s = socket2::SockRef::from(sock);
-    if let Err(e) = s.set_recv_buffer_size(bytes) {
-        warn!(error = %e, bytes, "cannot set SO_RCVBUF");
-    }
-    if let Err(e) = s.set_send_buffer_size(bytes) {
-        warn!(error = %e, bytes, "cannot set SO_SNDBUF");
-    }
-    debug!(
-        rcvbuf = ?s.recv_buffer_size().ok(),
-        sndbuf = ?s.send_buffer_size().ok(),
-        "ring socket buffers"
-    );
 }
 
 /// Bind and run a daemon on a current-thread tokio runtime until SIGINT/SIGTERM or an admin

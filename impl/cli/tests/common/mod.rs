@@ -114,12 +114,18 @@ pub fn test_dir(name: &str) -> PathBuf {
 
 /// `sgc cluster up --daemons n --json`, retried if ports were taken meanwhile.
 pub fn up(name: &str, n: u16) -> Cluster {
+    up_with(name, n, &[])
+}
+
+/// [`up`] with more `sgc cluster up` options.
+pub fn up_with(name: &str, n: u16, extra: &[&str]) -> Cluster {
     let dir = test_dir(name);
     let mut last = String::new();
     for _ in 0..3 {
         let out = Command::new(SGC)
             .args(["cluster", "up", "--daemons", &n.to_string(), "--json", "--dir"])
             .arg(&dir)
+            .args(extra)
             .output()
             .expect("run sgc cluster up");
         if out.status.success() {
