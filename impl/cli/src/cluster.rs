@@ -16,7 +16,8 @@
 //! directory is reused. Each daemon's identity directory also holds its Ed25519 TGDH signing
 //! key (`sign.key`, 0600, named by `security.sign_key`) and `sign.pub`, which every daemon's
 //! configuration lists as `peers[i].sign_pub`; `--refresh-ms` sets `security.refresh_ms`, `--refresh-bytes`
-//! `security.refresh_bytes`.
+//! `security.refresh_bytes`, `--evs-key-timeout-ms` and `--evs-max-old-keys` the Optimized EVS
+//! key expiry.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -81,6 +82,13 @@ pub struct UpArgs {
     /// delivered (0: never; default: the daemon's, 1 GiB): the data-out refresh.
     #[arg(long, value_name = "BYTES")]
     refresh_bytes: Option<u64>,
+    /// With --security optimized-evs: an old group key under which no message arrived for this
+    /// many milliseconds expires (0: never; default: the daemon's, one minute).
+    #[arg(long, value_name = "MS")]
+    evs_key_timeout_ms: Option<u64>,
+    /// With --security optimized-evs: old keys kept per group (default: the daemon's, 8).
+    #[arg(long, value_name = "N")]
+    evs_max_old_keys: Option<u32>,
     /// With --security three-step: how daemon↔daemon packets are sealed (`aes-256-gcm`,
     /// `aes128-cbc-hmac-sha1`, `blowfish-cbc-hmac-sha1`, `hmac-sha1`; default: the daemon's).
     #[arg(long, value_name = "SUITE")]
@@ -283,6 +291,8 @@ fn security_section(mode: SecurityMode, name: &str, args: &UpArgs) -> SecuritySe
         sign_key: Some(id.join(sign_key::SIGN_KEY_FILE)),
         refresh_ms: args.refresh_ms.unwrap_or(default.refresh_ms),
         refresh_bytes: args.refresh_bytes.unwrap_or(default.refresh_bytes),
+        evs_key_timeout_ms: args.evs_key_timeout_ms.unwrap_or(default.evs_key_timeout_ms),
+        evs_max_old_keys: args.evs_max_old_keys.unwrap_or(default.evs_max_old_keys),
         transport_suite: args.transport_suite.unwrap_or_default(),
         ..default
     }

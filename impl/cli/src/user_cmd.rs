@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
-use sgc_client::{Client, ClientError, Endpoint, GroupKeyInfo};
-use sgc_model::groups::{ClientEvent, ClientReq, ConnectRefusal, Multicast};
+use sgc_client::{Client, ClientError, Endpoint, GroupKeyInfo, evs};
+use sgc_model::groups::{ClientEvent, ClientReq, ConnectRefusal, Multicast, Target};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::CliError;
@@ -47,6 +47,11 @@ pub struct UserArgs {
     /// Identity directory (cert.pem, key.pem, ca.pem): connect to a TCP endpoint with mutual TLS.
     #[arg(long, value_name = "DIR")]
     identity: Option<std::path::PathBuf>,
+    /// Encrypt end to end (Optimized EVS): seal every multicast to one group under the current
+    /// group key and open the messages delivered (needs a secure cluster; a group without a key
+    /// is an error, nothing is sent in clear).
+    #[arg(long, conflicts_with = "vs")]
+    pub(crate) e2e: bool,
 }
 
 /// Run `sgc user`.
@@ -84,13 +89,16 @@ pub(crate) struct Printer {
 impl Printer {
     /// Print an event; a membership shows the id of the group key that came with it (with
     /// security on), never the key.
-    fn event(&self, ev: &ClientEvent, key: Option<&GroupKeyInfo>) {
+    fn event(&self, ev: &ClientEvent, key: Option<&GroupKeyInfo>, decrypted: bool) {
         let key = key.filter(|_| matches!(ev, ClientEvent::Membership(_)));
         if self.json {
             let mut v = event_json(ev);
             if let (Some(k), Some(obj)) = (key, v.as_object_mut()) {
                 obj.insert("key_id".into(), format!("{:016x}", k.key_id).into());
                 obj.insert("artificial".into(), k.artificial.into());
+            }
+            if let (true, Some(obj)) = (decrypted, v.as_object_mut()) {
+                obj.insert("decrypted".into(), true.into());
             }
             out!("{v}");
         } else {
@@ -134,11 +142,14 @@ async fn session(ep: &Endpoint, args: &UserArgs) -> Result<ExitCode, CliError> {
         tokio::select! {
             ev = client.recv() => match ev {
                 Ok(ev) => {
+                    let decrypted = args.e2e && matches!(&ev, ClientEvent::Data(_));
+                    let ev = if args.e2e { evs::open(|g| client.group_key(g), ev) } else { ev };
+                    let decrypted = decrypted && matches!(&ev, ClientEvent::Data(_));
                     let key = match &ev {
                         ClientEvent::Membership(m) => client.group_key(&m.group),
                         _ => None,
                     };
-                    p.event(&ev, key);
+                    p.event(&ev, key, decrypted);
                 }
                 Err(e) => return Ok(gone(&p, &e)),
             },
@@ -155,6 +166,14 @@ async fn session(ep: &Endpoint, args: &UserArgs) -> Result<ExitCode, CliError> {
                     Ok(ScriptCmd::Help) => p.note("help", HELP),
                     Ok(ScriptCmd::Nothing) => {}
                     Ok(ScriptCmd::Flush(_)) => p.note("error", "flush needs VS mode (--vs)"),
+                    Ok(cmd @ ScriptCmd::Send { .. }) if args.e2e => match sealed(&client, cmd) {
+                        Ok(m) => {
+                            if let Err(e) = client.request(&ClientReq::Send(m)).await {
+                                return Ok(gone(&p, &e));
+                            }
+                        }
+                        Err(e) => p.note("error", &e),
+                    },
                     Ok(cmd) => {
                         if let Err(e) = execute(&client, cmd).await {
                             if matches!(e, ClientError::LimitHit(_)) {
@@ -173,6 +192,38 @@ async fn session(ep: &Endpoint, args: &UserArgs) -> Result<ExitCode, CliError> {
         return Ok(gone(&p, &e));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `--e2e`: the multicast of a send, its text sealed under the current key of its one
+/// target group.
+fn sealed(client: &Client, cmd: ScriptCmd) -> Result<Multicast, String> {
+    let ScriptCmd::Send {
+        targets,
+        service,
+        mess_type,
+        text,
+    } = cmd
+    else {
+        return Err("not a send".to_owned());
+    };
+    let [target] = targets.as_slice() else {
+        return Err("--e2e: a message goes to exactly one group".to_owned());
+    };
+    let Target::Group(g) = target.to_target() else {
+        return Err("--e2e: a message goes to a group, not a private name".to_owned());
+    };
+    let key = client
+        .group_key(&g)
+        .ok_or_else(|| format!("--e2e: no key for group {g} (join it on a secure cluster first)"))?;
+    let body = evs::seal(key, &g, client.private_name(), mess_type, text.as_bytes())
+        .map_err(|e| format!("--e2e: {e}"))?;
+    Ok(Multicast {
+        targets: vec![Target::Group(g)],
+        service,
+        self_discard: false,
+        mess_type,
+        body,
+    })
 }
 
 async fn execute(client: &Client, cmd: ScriptCmd) -> Result<(), ClientError> {
@@ -194,6 +245,7 @@ async fn execute(client: &Client, cmd: ScriptCmd) -> Result<(), ClientError> {
             };
             client.request(&ClientReq::Send(m)).await
         }
+
         ScriptCmd::Flush(_)
         | ScriptCmd::Sleep(_)
         | ScriptCmd::Quit

@@ -228,6 +228,14 @@ pub fn event_json(ev: &ClientEvent) -> Value {
         ClientEvent::Reject { reason, req } => {
             json!({"event": "reject", "reason": reject_name(reason), "request": request_text(req)})
         }
+        ClientEvent::Undecryptable(u) => json!({
+            "event": "undecryptable",
+            "group": u.group.as_str(),
+            "sender": u.sender.to_string(),
+            "type": u.mess_type,
+            "key_id": u.key_id.map(|id| format!("{id:016x}")),
+            "reason": u.reason.name(),
+        }),
     }
 }
 
@@ -258,6 +266,14 @@ pub fn event_text(ev: &ClientEvent) -> String {
         ClientEvent::Reject { reason, req } => {
             format!("rejected ({}): {}", reject_name(reason), request_text(req))
         }
+        ClientEvent::Undecryptable(u) => format!(
+            "undecryptable message from {} to {} (type {}, key {}): {}",
+            u.sender,
+            u.group,
+            u.mess_type,
+            u.key_id.map_or_else(|| "-".to_owned(), |id| format!("{id:016x}")),
+            u.reason
+        ),
     }
 }
 

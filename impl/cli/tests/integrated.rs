@@ -31,13 +31,19 @@ use common::{Cluster, Info, SGC, WAIT, spawn_user, test_dir};
 use sgc_client::blocking::Client;
 use sgc_client::vs::VsEvent;
 use sgc_client::vs::blocking::VsClient;
-use sgc_client::{Endpoint, GroupKeyInfo};
+use sgc_client::{Endpoint, GroupKeyInfo, evs};
 use sgc_crypto::e2e::{E2eContext, E2eError, E2eKey, header_key_id};
-use sgc_model::groups::{ClientEvent, ClientService, GroupName};
+use sgc_model::groups::{ClientEvent, ClientService, GroupName, Target};
+use sgc_model::keys::Undecryptable;
 use sgc_model::vs::flush::MIN_APP_TYPE;
 
 /// `sgc cluster up --security MODE` with `n` daemons, retried if ports were taken.
 fn up_secure(name: &str, n: u16, mode: &str) -> Cluster {
+    up_secure_with(name, n, mode, &[])
+}
+
+/// [`up_secure`] with `extra` options for `sgc cluster up`.
+fn up_secure_with(name: &str, n: u16, mode: &str, extra: &[&str]) -> Cluster {
     let dir = test_dir(name);
     let mut last = String::new();
     for _ in 0..3 {
@@ -51,6 +57,7 @@ fn up_secure(name: &str, n: u16, mode: &str) -> Cluster {
                 mode,
                 "--json",
             ])
+            .args(extra)
             .arg("--dir")
             .arg(&dir)
             .output()
@@ -410,4 +417,186 @@ fn i30_flood_compares_plaintext_and_end_to_end_throughput() {
     assert_eq!(v["integrated_vs"]["undecryptable"], 0, "{v}");
     assert!(v["plain"].get("undecryptable").is_none());
     assert!(v["ratio"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+}
+
+/// An EVS client of an `optimized-evs` cluster, with everything it received (opened).
+struct EvsMember {
+    c: Client,
+    log: Vec<ClientEvent>,
+}
+
+impl EvsMember {
+    fn connect(c: &Cluster, daemon: &str, name: &str) -> Self {
+        let ep = tls(c, daemon, name);
+        let c = retry(&format!("{name} connects"), || {
+            Client::connect(&ep, Some(name), true)
+        });
+        Self { c, log: Vec::new() }
+    }
+
+    fn members(&self, g: &GroupName) -> Vec<String> {
+        self.log
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                ClientEvent::Membership(m) if m.group == *g => {
+                    Some(m.members.iter().map(|p| p.user.clone()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Data(d) => Some(String::from_utf8_lossy(&d.body).into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reports(&self) -> Vec<&sgc_model::groups::UndecryptableMsg> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Undecryptable(u) => Some(u),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Seal `text` under `key` (the current key, or an old one on purpose) and send it.
+    fn send_under(&self, g: &GroupName, key: &GroupKeyInfo, text: &str) {
+        let body = evs::seal(key, g, self.c.private_name(), 0, text.as_bytes()).expect("seal");
+        let to = [Target::Group(g.clone())];
+        self.c
+            .multicast(&to, ClientService::Agreed, 0, &body)
+            .expect("send");
+    }
+}
+
+fn pump_evs(ms: &mut [&mut EvsMember], what: &str, done: impl Fn(&[&mut EvsMember]) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done(ms) {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {WAIT:?}: {:#?}",
+            ms.iter().map(|m| &m.log).collect::<Vec<_>>()
+        );
+        for m in ms.iter_mut() {
+            while let Some(ev) = m.c.recv_timeout(Duration::from_millis(20)).expect("recv") {
+                let ev = evs::open(|g| m.c.group_key(g), ev);
+                m.log.push(ev);
+            }
+        }
+    }
+}
+
+#[test]
+fn o10_optimized_evs_reencrypts_old_key_messages_and_reports_expired_ones() {
+    let c = up_secure_with(
+        "integrated-o10",
+        3,
+        "optimized-evs",
+        &["--evs-key-timeout-ms", "800"],
+    );
+    let g = GroupName::new("evs").expect("name");
+    let mut a = EvsMember::connect(&c, "d0", "alice");
+    let mut b = EvsMember::connect(&c, "d1", "bob");
+    a.c.join(&g).expect("join");
+    b.c.join(&g).expect("join");
+    pump_evs(&mut [&mut a, &mut b], "view of two", |ms| {
+        ms.iter().all(|m| m.members(&g) == ["alice", "bob"])
+    });
+    let v1 =
+        a.c.group_key(&g)
+            .cloned()
+            .expect("alice's key of the view of two");
+    assert_eq!(b.c.group_key(&g).map(|k| k.key_id), Some(v1.key_id));
+    a.send_under(&g, &v1, "under the current key");
+    pump_evs(&mut [&mut a, &mut b], "first message", |ms| {
+        ms.iter()
+            .all(|m| m.texts().contains(&"under the current key".to_owned()))
+    });
+
+    // carol joins at the third daemon, which has no member of the group until now
+    let mut k = EvsMember::connect(&c, "d2", "carol");
+    k.c.join(&g).expect("join");
+    pump_evs(&mut [&mut a, &mut b, &mut k], "view of three", |ms| {
+        ms.iter().all(|m| m.members(&g) == ["alice", "bob", "carol"])
+    });
+    let v2 = k.c.group_key(&g).cloned().expect("carol's key");
+    assert_ne!(v2.key_id, v1.key_id, "a new view, a new key");
+    assert_eq!(a.c.group_key(&g).map(|k| k.key_id), Some(v2.key_id));
+
+    // alice sends under the key of the view before carol (as if sent before she saw the join):
+    // every daemon re-encrypts it under v2, carol's daemon included
+    a.send_under(&g, &v1, "sent under the old key");
+    pump_evs(
+        &mut [&mut a, &mut b, &mut k],
+        "the old-key message, re-encrypted",
+        |ms| {
+            ms.iter()
+                .all(|m| m.texts().contains(&"sent under the old key".to_owned()))
+        },
+    );
+    for m in [&a, &b, &k] {
+        assert!(m.reports().is_empty(), "{:?}", m.log);
+    }
+    let keys = |d: &str| {
+        c.status(d)
+            .and_then(|s| s.keys)
+            .expect("keys status of a secure daemon")
+    };
+    let resealed: u64 = ["d0", "d1", "d2"].iter().map(|d| keys(d).evs_resealed).sum();
+    assert!(resealed >= 3, "each receiving daemon re-encrypted it: {resealed}");
+
+    // a plaintext message is reported, never delivered as data
+    a.c.multicast(&[Target::Group(g.clone())], ClientService::Agreed, 0, b"in clear")
+        .expect("send");
+    pump_evs(&mut [&mut a, &mut b, &mut k], "not-encrypted reports", |ms| {
+        ms.iter().all(|m| {
+            m.reports()
+                .iter()
+                .any(|u| u.reason == Undecryptable::NotEncrypted)
+        })
+    });
+
+    // v1 expires (800 ms without a message under it): the next one under v1 is reported
+    std::thread::sleep(Duration::from_millis(2500));
+    a.send_under(&g, &v1, "too late");
+    pump_evs(&mut [&mut a, &mut b, &mut k], "expired-key reports", |ms| {
+        ms.iter().all(|m| {
+            m.reports()
+                .iter()
+                .any(|u| u.reason == Undecryptable::KeyNotHeld && u.key_id == Some(v1.key_id))
+        })
+    });
+    for m in [&a, &b, &k] {
+        assert!(!m.texts().contains(&"too late".to_owned()), "{:?}", m.log);
+        let u = m
+            .reports()
+            .into_iter()
+            .find(|u| u.reason == Undecryptable::KeyNotHeld)
+            .cloned()
+            .expect("report");
+        assert_eq!(u.group, g);
+        assert_eq!(u.sender, *a.c.private_name());
+    }
+    let reported: u64 = ["d0", "d1", "d2"]
+        .iter()
+        .map(|d| {
+            keys(d)
+                .evs_undecryptable
+                .get("key_not_held")
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(reported, 3, "one report per receiving daemon");
+    for m in [a, b, k] {
+        m.c.disconnect().expect("disconnect");
+    }
 }

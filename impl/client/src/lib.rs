@@ -37,6 +37,7 @@ pub mod blocking;
 mod client;
 mod endpoint;
 mod error;
+pub mod evs;
 pub mod outbox;
 pub mod vs;
 

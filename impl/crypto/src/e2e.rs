@@ -20,6 +20,9 @@ use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::{AeadInOut, Aes256Gcm, KeyInit};
 use zeroize::Zeroize;
 
+use sgc_model::keys::{MessageContext, MessageCrypto, Undecryptable};
+
+use crate::group_key::{GroupKey, HmacGroupKeys};
 use crate::kdf::{hkdf_32, push_length_prefixed};
 
 /// First byte of an encrypted message body.
@@ -193,6 +196,42 @@ fn aad(ctx: &E2eContext<'_>, header: &[u8]) -> Vec<u8> {
     a.extend_from_slice(&ctx.mess_type.to_le_bytes());
     a.extend_from_slice(header);
     a
+}
+
+/// The daemon's side of Optimized EVS (`sgc_model::keys::evs`): the engine reads key ids and
+/// re-encrypts old-key messages with the real format.
+impl MessageCrypto<GroupKey> for HmacGroupKeys {
+    fn message_key_id(&self, body: &[u8]) -> Option<u64> {
+        header_key_id(body)
+    }
+
+    fn reseal(
+        &self,
+        old: (&GroupKey, u64),
+        current: (&GroupKey, u64),
+        ctx: &MessageContext<'_>,
+        body: &[u8],
+        nonce: [u8; 12],
+    ) -> Result<Vec<u8>, Undecryptable> {
+        let key = |(k, id): (&GroupKey, u64)| E2eKey::new(id, k.as_bytes());
+        let (Ok(old), Ok(current)) = (key(old), key(current)) else {
+            return Err(Undecryptable::KeyNotHeld);
+        };
+        let sender = ctx.sender.to_string();
+        let ctx = E2eContext {
+            group: ctx.group.as_str(),
+            sender: &sender,
+            mess_type: ctx.mess_type,
+        };
+        let mut plain = old.open(&ctx, body).map_err(|e| match e {
+            E2eError::NotEncrypted => Undecryptable::NotEncrypted,
+            E2eError::UnknownKey(_) | E2eError::BadKey => Undecryptable::KeyNotHeld,
+            _ => Undecryptable::Unauthentic,
+        })?;
+        let out = current.seal_with_nonce(&ctx, &plain, nonce);
+        plain.zeroize();
+        out.map_err(|_| Undecryptable::Unauthentic)
+    }
 }
 
 #[cfg(test)]

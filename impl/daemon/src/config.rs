@@ -318,6 +318,13 @@ pub struct SecuritySection {
     /// The cipher suite sealing daemon↔daemon packets in `three-step` mode.
     #[serde(skip_serializing_if = "TransportSuite::is_default")]
     pub transport_suite: TransportSuite,
+    /// `optimized-evs`: an old group key under which no message arrived for this many
+    /// milliseconds expires (time-out; 0: never).
+    #[serde(skip_serializing_if = "default_evs_timeout")]
+    pub evs_key_timeout_ms: u64,
+    /// `optimized-evs`: old keys kept per group (key-out; the oldest goes first).
+    #[serde(skip_serializing_if = "default_evs_old_keys")]
+    pub evs_max_old_keys: u32,
 }
 
 /// `[security] transport_suite`: how `three-step` protects daemon↔daemon packets
@@ -393,6 +400,16 @@ const fn default_refresh_ms(v: &u64) -> bool {
 const fn default_refresh_bytes(v: &u64) -> bool {
     *v == DEFAULT_REFRESH_BYTES
 }
+/// Default `security.evs_key_timeout_ms`: one minute.
+pub const DEFAULT_EVS_KEY_TIMEOUT_MS: u64 = 60_000;
+/// Default `security.evs_max_old_keys`.
+pub const DEFAULT_EVS_MAX_OLD_KEYS: u32 = 8;
+const fn default_evs_timeout(v: &u64) -> bool {
+    *v == DEFAULT_EVS_KEY_TIMEOUT_MS
+}
+const fn default_evs_old_keys(v: &u32) -> bool {
+    *v == DEFAULT_EVS_MAX_OLD_KEYS
+}
 
 impl Default for SecuritySection {
     fn default() -> Self {
@@ -408,6 +425,8 @@ impl Default for SecuritySection {
             refresh_ms: DEFAULT_REFRESH_MS,
             refresh_bytes: DEFAULT_REFRESH_BYTES,
             transport_suite: TransportSuite::default(),
+            evs_key_timeout_ms: DEFAULT_EVS_KEY_TIMEOUT_MS,
+            evs_max_old_keys: DEFAULT_EVS_MAX_OLD_KEYS,
         }
     }
 }
@@ -437,6 +456,8 @@ pub struct KeysMaterial {
     pub group: sgc_crypto::GroupChoice,
     /// The refresh policy.
     pub policy: sgc_model::keys::RefreshPolicy,
+    /// Optimized EVS's old-key expiry (`None` in the other modes).
+    pub evs: Option<sgc_model::keys::EvsPolicy>,
 }
 
 /// The whole configuration file.
@@ -782,6 +803,10 @@ impl DaemonConfig {
                 max_age_ms: nonzero(s.refresh_ms),
                 max_bytes: nonzero(s.refresh_bytes),
             },
+            evs: (s.mode == SecurityMode::OptimizedEvs).then(|| sgc_model::keys::EvsPolicy {
+                key_timeout_ms: nonzero(s.evs_key_timeout_ms),
+                max_old_keys: usize::try_from(s.evs_max_old_keys).unwrap_or(usize::MAX),
+            }),
         })
     }
 

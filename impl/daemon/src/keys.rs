@@ -30,7 +30,7 @@ use sgc_crypto::{
     Ed25519Signature, FfdhProvider, GroupChoice, GroupKey, HmacGroupKeys, SessionKey, SignatureDirectory,
     X25519Provider,
 };
-use sgc_model::groups::{GroupOut, Membership, RingDelivery, SessionId};
+use sgc_model::groups::{ClientEvent, GroupOut, Membership, RingDelivery, SessionId};
 use sgc_model::keys::engine::{EngineOf, KeysConfig};
 use sgc_model::keys::{Grant, KeysEngine, KeysIn, KeysOut};
 use sgc_model::ring::{ConfigId, NodeId, RingId};
@@ -123,6 +123,12 @@ pub struct KeysStatus {
     pub verifications: u64,
     /// Refused inputs by reason (`bad_signature`, `undecodable`, `other_configuration`, ...).
     pub rejected: BTreeMap<String, u64>,
+    /// Optimized EVS: messages re-encrypted under the receiver's current group key.
+    #[serde(default)]
+    pub evs_resealed: u64,
+    /// Optimized EVS: messages reported undecryptable instead, by reason.
+    #[serde(default)]
+    pub evs_undecryptable: BTreeMap<String, u64>,
 }
 
 /// The servers' keys driver, whatever the DH group.
@@ -140,7 +146,10 @@ pub trait ServersKeys: Send {
 /// A driver for the material's DH group.
 pub fn driver(me: NodeId, m: KeysMaterial) -> Box<dyn ServersKeys> {
     let sigs = Arc::new(m.signatures);
-    let cfg = KeysConfig::new(me, m.policy);
+    let cfg = KeysConfig {
+        evs: m.evs,
+        ..KeysConfig::new(me, m.policy)
+    };
     let mac = HmacGroupKeys::new(m.mac);
     match m.group.ffdh_group() {
         Some(g) => Box::new(Driver::new(FfdhProvider::new(g, sigs), mac, cfg, m.group)),
@@ -220,6 +229,7 @@ where
         self.status.exps += u64::from(out.cost.exps);
         self.status.signatures += u64::from(out.cost.signatures);
         self.status.verifications += u64::from(out.cost.verifications);
+        self.status.evs_resealed += u64::from(out.resealed);
         let mut actions = Vec::new();
         for cmd in out.commands {
             match cmd {
@@ -227,7 +237,21 @@ where
                     Ok(payload) => actions.push(KeysAction::Ring(payload)),
                     Err(e) => warn!(error = %e, "a TGDH message could not be encoded"),
                 },
-                KeysOut::Group(o) => actions.push(KeysAction::Group(o)),
+                KeysOut::Group(o) => {
+                    if let GroupOut::ToSession {
+                        ev: ClientEvent::Undecryptable(u),
+                        ..
+                    } = &o
+                    {
+                        debug!(group = %u.group, sender = %u.sender, reason = %u.reason, "undecryptable message reported");
+                        *self
+                            .status
+                            .evs_undecryptable
+                            .entry(u.reason.name().to_owned())
+                            .or_default() += 1;
+                    }
+                    actions.push(KeysAction::Group(o));
+                }
                 KeysOut::Membership {
                     sess,
                     membership,

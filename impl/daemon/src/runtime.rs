@@ -307,11 +307,18 @@ impl Runtime {
         self.protection.as_mut()
     }
 
-    /// The period of the keys driver's clock: a quarter of `security.refresh_ms`, between
+    /// The period of the keys driver's clock: a quarter of the shortest of
+    /// `security.refresh_ms` and (in `optimized-evs` mode) `security.evs_key_timeout_ms`, between
     /// 10 ms and 1 s.
     fn tick_period(&self) -> Duration {
-        let r = self.cfg.security.refresh_ms;
-        let ms = if r == 0 { 1000 } else { (r / 4).clamp(10, 1000) };
+        let s = &self.cfg.security;
+        let evs = (s.mode == SecurityMode::OptimizedEvs).then_some(s.evs_key_timeout_ms);
+        let shortest = [Some(s.refresh_ms), evs]
+            .into_iter()
+            .flatten()
+            .filter(|&v| v > 0)
+            .min();
+        let ms = shortest.map_or(1000, |v| (v / 4).clamp(10, 1000));
         Duration::from_millis(ms)
     }
 

@@ -68,6 +68,8 @@ struct SessionIo {
     identity: Option<String>,
     /// Whether group keys may be sent (protocol ≥ 1.1 over TLS or the Unix socket).
     keyed: bool,
+    /// Whether UNDECRYPTABLE frames may be sent (protocol ≥ 1.2).
+    evs_fix: bool,
 }
 
 impl SessionIo {
@@ -102,6 +104,7 @@ impl Sessions {
             max_groups_per_session: c.max_groups_per_session,
             max_members_per_group: c.max_members_per_group,
             max_ring_backlog: c.max_ring_backlog,
+            report_views: cfg.security.mode == crate::config::SecurityMode::OptimizedEvs,
             ..GroupConfig::new(cfg.daemon.id, cfg.daemon.name.clone())
         };
         gc.validate().map_err(|e| e.to_string())?;
@@ -269,6 +272,7 @@ impl Sessions {
                         tasks,
                         identity,
                         keyed,
+                        evs_fix: hello.version.accepts_undecryptable(),
                     },
                 );
                 // Over mutual TLS the private name is the certificate's identity: members see
@@ -491,8 +495,24 @@ impl Sessions {
                     };
                     self.send(sess, Outgoing::Shared(f));
                 }
+                GroupOut::ToSession {
+                    sess,
+                    ev: ev @ ClientEvent::Undecryptable(_),
+                } => {
+                    if self.io.get(&sess).is_some_and(|io| io.evs_fix) {
+                        self.event_to(sess, &ev);
+                    } else {
+                        debug!(
+                            sess,
+                            "an undecryptable message for a session older than protocol 1.2"
+                        );
+                        self.count("evs_unreported");
+                    }
+                }
                 GroupOut::ToSession { sess, ev } => self.event_to(sess, &ev),
                 GroupOut::Kill { sess, why } => self.kill(sess, why),
+                // only the keys engine uses it (Optimized EVS); it never reaches here
+                GroupOut::View { .. } => {}
                 GroupOut::BlockClients(b) => {
                     if b != self.blocked {
                         debug!(blocked = b, backlog = self.layer.backlog(), "client input");

@@ -12,8 +12,9 @@
 use sgc_model::groups::{
     Cause, ClientEvent, ClientReq, ClientService, ConnectRefusal, DataMsg, Gid, GroupName, KillReason,
     MAX_DAEMON_NAME, MAX_GROUP_NAME, MAX_TARGETS, MAX_USER_NAME, Membership, Multicast, PrivateName,
-    RejectReason, Target,
+    RejectReason, Target, UndecryptableMsg,
 };
+use sgc_model::keys::Undecryptable;
 use sgc_model::ring::{ConfigId, Pid, RingId};
 
 use crate::codec::{Put, Reader, WireBuf};
@@ -59,6 +60,9 @@ pub mod kind {
     pub const REJECT: u8 = 0x24;
     /// A regular membership with the group key of its view (protocol 1.1, security on).
     pub const KEYED_MEMBERSHIP: u8 = 0x25;
+    /// A message the daemon could not deliver under the current group key (protocol 1.2,
+    /// Optimized EVS).
+    pub const UNDECRYPTABLE: u8 = 0x26;
     /// The daemon closes the session (last frame).
     pub const CLOSING: u8 = 0x2f;
 }
@@ -379,6 +383,15 @@ pub fn encode_event<B: WireBuf + ?Sized>(ev: &ClientEvent, buf: &mut B) -> Resul
                 put_req_body(b, req)
             })
         }
+        ClientEvent::Undecryptable(u) => frame(buf, kind::UNDECRYPTABLE, MAX_TO_CLIENT_FRAME, |b| {
+            put_group(b, &u.group);
+            put_private(b, &u.sender)?;
+            b.i16(u.mess_type);
+            b.u8(u.reason.code());
+            b.u8(u8::from(u.key_id.is_some()));
+            b.u64(u.key_id.unwrap_or(0));
+            Ok(())
+        }),
     }
 }
 
@@ -761,6 +774,27 @@ fn get_event(kind: u8, r: &mut Reader<'_>) -> Result<ClientEvent, WireError> {
                 reason,
                 req: get_req(inner, r)?,
             }
+        }
+        kind::UNDECRYPTABLE => {
+            let group = get_group(r)?;
+            let sender = get_private(r)?;
+            let mess_type = r.i16("mess_type")?;
+            let code = r.u8("undecryptable reason")?;
+            let reason = Undecryptable::from_code(code).ok_or_else(|| bad("undecryptable reason", code))?;
+            let has_key = r.u8("key id flag")?;
+            let key_id = r.u64("key id")?;
+            let key_id = match has_key {
+                0 => None,
+                1 => Some(key_id),
+                f => return Err(bad("key id flag", f)),
+            };
+            ClientEvent::Undecryptable(UndecryptableMsg {
+                group,
+                sender,
+                mess_type,
+                key_id,
+                reason,
+            })
         }
         k => return Err(WireError::UnknownKind(k)),
     })

@@ -60,7 +60,7 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: Version = Version {
     major: 1,
-    minor: 1,
+    minor: 2,
     patch: 0,
 };
 
@@ -84,9 +84,21 @@ impl Version {
         patch: 0,
     };
 
+    /// The first version with UNDECRYPTABLE frames (Optimized EVS).
+    pub const EVS_FIX: Self = Self {
+        major: 1,
+        minor: 2,
+        patch: 0,
+    };
+
     /// Whether a peer announcing this version accepts KEYED_MEMBERSHIP frames.
     pub fn accepts_keys(self) -> bool {
         self.major == Self::KEYED.major && self.minor >= Self::KEYED.minor
+    }
+
+    /// Whether a peer announcing this version accepts UNDECRYPTABLE frames.
+    pub fn accepts_undecryptable(self) -> bool {
+        self.major == Self::EVS_FIX.major && self.minor >= Self::EVS_FIX.minor
     }
 
     /// `Ok` if `theirs` can talk to this crate's [`PROTOCOL_VERSION`].

@@ -26,7 +26,7 @@ fn documented_examples() {
     );
     check(
         ToDaemon::Hello(Hello::new(Some("alice"), true)),
-        "0f 00 00 00 | 01 | 53 47 43 31 | 01 01 00 | 01 | 05 61 6c 69 63 65",
+        "0f 00 00 00 | 01 | 53 47 43 31 | 01 02 00 | 01 | 05 61 6c 69 63 65",
     );
     check(
         ToClient::Refuse(ConnectRefusal::NotUnique),

@@ -381,7 +381,10 @@ impl GroupsModel {
                         *k = true;
                     }
                 }
-                GroupOut::Accepted { .. } | GroupOut::Refused { .. } | GroupOut::BlockClients(_) => {}
+                GroupOut::Accepted { .. }
+                | GroupOut::Refused { .. }
+                | GroupOut::BlockClients(_)
+                | GroupOut::View { .. } => {}
             }
         }
     }
@@ -433,7 +436,7 @@ impl GroupsModel {
                     .collect();
                 Obs::Data { id, gids, conf }
             }
-            ClientEvent::Reject { .. } => return,
+            ClientEvent::Reject { .. } | ClientEvent::Undecryptable(_) => return,
         };
         if let Some(log) = s.ghost.logs.get_mut(ci) {
             log.push(obs);

@@ -113,6 +113,9 @@ pub struct GroupConfig {
     /// Client messages submitted to the ring and not yet delivered back before client input is
     /// blocked.
     pub max_ring_backlog: u32,
+    /// Report every group view installed at this daemon, local members or not
+    /// ([`super::GroupOut::View`]), for Optimized EVS's key store.
+    pub report_views: bool,
     /// A seeded bug, or `None` for the correct protocol.
     pub mutant: Option<GroupMutant>,
 }
@@ -127,6 +130,7 @@ impl GroupConfig {
             max_groups_per_session: 1000,
             max_members_per_group: 3100,
             max_ring_backlog: 500,
+            report_views: false,
             mutant: None,
         }
     }

@@ -743,6 +743,12 @@ impl GroupLayer {
         };
         g.gid = gid;
         g.changed = false;
+        if self.cfg.report_views {
+            out.push(GroupOut::View {
+                group: name.clone(),
+                gid,
+            });
+        }
         if cause != Cause::Network {
             g.jl_gid = gid;
         }

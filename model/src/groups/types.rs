@@ -350,6 +350,24 @@ pub enum ClientEvent {
         /// The refused request.
         req: ClientReq,
     },
+    /// Optimized EVS: a message that could not be delivered under the receiver's current group
+    /// key (only from a daemon in `optimized-evs` mode, only to sessions of protocol ≥ 1.2).
+    Undecryptable(UndecryptableMsg),
+}
+
+/// A message reported instead of delivered (Optimized EVS, [`crate::keys::evs`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UndecryptableMsg {
+    /// Its group.
+    pub group: GroupName,
+    /// Its sender.
+    pub sender: PrivateName,
+    /// Its application type.
+    pub mess_type: i16,
+    /// The key id in its clear header, if it has one.
+    pub key_id: Option<u64>,
+    /// Why it could not be delivered.
+    pub reason: crate::keys::Undecryptable,
 }
 
 /// Why the daemon ends a session.
@@ -524,4 +542,13 @@ pub enum GroupOut {
     },
     /// Stop (`true`) or resume (`false`) reading client sockets.
     BlockClients(bool),
+    /// A view of a group was installed (at every daemon, whether or not it has local members;
+    /// only with [`super::GroupConfig::report_views`]). It comes before the members'
+    /// notifications of that view.
+    View {
+        /// The group.
+        group: GroupName,
+        /// Its new view.
+        gid: Gid,
+    },
 }

@@ -23,10 +23,11 @@ use stateright::{Model, Property};
 
 use super::KeyView;
 use super::engine::{KeysConfig, KeysEngine, KeysIn, KeysMutant, KeysOut, RefreshPolicy, server_member};
+use super::evs::{EvsPolicy, MessageCrypto, sym_seal};
 use super::mac::{SymGroupKey, SymbolicMac};
 use crate::groups::{
-    Cause, ClientReq, GroupConfig, GroupIn, GroupLayer, GroupName, GroupOut, PrivateName, RingDelivery,
-    RingMsg,
+    Cause, ClientEvent, ClientReq, ClientService, GroupConfig, GroupIn, GroupLayer, GroupName, GroupOut,
+    Multicast, PrivateName, RingDelivery, RingMsg, Target,
 };
 use crate::ring::{ConfigId, NodeId, Pid, RingId};
 use crate::tgdh::message::{Body, Signed};
@@ -51,6 +52,10 @@ pub enum Scenario {
     Refresh,
     /// A held membership was released when the servers' key was agreed.
     Held,
+    /// Optimized EVS re-encrypted a message under the receiver's current key.
+    Resealed,
+    /// Optimized EVS reported a message as undecryptable.
+    Reported,
 }
 
 /// The model's parameters.
@@ -70,6 +75,10 @@ pub struct KeysModel {
     pub merges: u8,
     /// Servers' key refreshes (time-outs) per path.
     pub refreshes: u8,
+    /// Client multicasts per path (encrypted under the sender's current key).
+    pub sends: u8,
+    /// Optimized EVS on, with this old-key expiry.
+    pub evs: Option<EvsPolicy>,
     /// A seeded bug.
     pub mutant: Option<KeysMutant>,
 }
@@ -77,7 +86,8 @@ pub struct KeysModel {
 impl KeysModel {
     /// The bounded configuration `cargo test` and `sgc check keys` run by default: 2 daemons,
     /// 3 clients (one at daemon 0, two at daemon 1), one group, 2 joins/leaves, one partition,
-    /// one merge, one refresh.
+    /// one merge, one refresh, one encrypted multicast, Optimized EVS on (old keys never expire
+    /// within these bounds).
     pub fn bounded(mutant: Option<KeysMutant>) -> Self {
         Self {
             daemons: 2,
@@ -87,6 +97,11 @@ impl KeysModel {
             partitions: 1,
             merges: 1,
             refreshes: 1,
+            sends: 1,
+            evs: Some(EvsPolicy {
+                key_timeout_ms: None,
+                max_old_keys: 8,
+            }),
             mutant,
         }
     }
@@ -98,6 +113,7 @@ impl KeysModel {
                 max_age_ms: Some(1),
                 max_bytes: None,
             },
+            evs: self.evs,
             mutant: self.mutant,
         }
     }
@@ -162,6 +178,15 @@ pub struct Ghost {
     pub agreed: BTreeSet<(usize, crate::tgdh::crypto::Epoch)>,
     /// Scenarios reached.
     pub reached: BTreeSet<Scenario>,
+    /// Each client's current key id of each group (its last membership's).
+    pub current: BTreeMap<(usize, GroupName), u64>,
+    /// Key ids each daemon released to one of its clients.
+    pub released_at: BTreeSet<(usize, u64)>,
+    /// A data message was delivered to a client under another key than its current one.
+    pub stale_delivery: bool,
+    /// A message under a key its receiving daemon released (and, within the bounds, still
+    /// holds) was reported undecryptable.
+    pub lost_message: bool,
 }
 
 /// The model's state.
@@ -183,6 +208,8 @@ pub struct State {
     pub merges_left: u8,
     /// Refreshes left.
     pub refreshes_left: u8,
+    /// Multicasts left.
+    pub sends_left: u8,
     /// Ghost state.
     pub ghost: Ghost,
 }
@@ -202,6 +229,8 @@ pub enum Action {
     Merge(usize, usize),
     /// The representative of component `0` sees its servers' key time out.
     Refresh(usize),
+    /// Client `0` multicasts to group `1` under its current key.
+    Send(usize, usize),
 }
 
 fn node(d: usize) -> NodeId {
@@ -259,8 +288,34 @@ impl KeysModel {
             .handle(&Symbolic, &SymbolicMac, &self.cfg(d), input, &[0; 32]);
         let Some(c) = comp_of(s, d) else { return };
         let mut released_on_key = false;
+        if out.resealed > 0 {
+            s.ghost.reached.insert(Scenario::Resealed);
+        }
         for cmd in out.commands {
             match cmd {
+                KeysOut::Group(GroupOut::ToSession {
+                    sess,
+                    ev: ClientEvent::Data(m),
+                }) if self.evs.is_some() => {
+                    let client = sess_client(sess);
+                    let [Target::Group(g)] = m.targets.as_slice() else {
+                        continue;
+                    };
+                    let id = <SymbolicMac as MessageCrypto<SymKey>>::message_key_id(&SymbolicMac, &m.body);
+                    if id.is_none() || id != s.ghost.current.get(&(client, g.clone())).copied() {
+                        s.ghost.stale_delivery = true;
+                    }
+                }
+                KeysOut::Group(GroupOut::ToSession {
+                    ev: ClientEvent::Undecryptable(u),
+                    ..
+                }) => {
+                    let key_id = u.key_id;
+                    s.ghost.reached.insert(Scenario::Reported);
+                    if key_id.is_some_and(|k| s.ghost.released_at.contains(&(d, k))) {
+                        s.ghost.lost_message = true;
+                    }
+                }
                 KeysOut::Broadcast(m) => {
                     publish(&mut s.ghost.public, &m.message.body);
                     s.comps[c].queue.push_back((node(d), QMsg::Tgdh(m)));
@@ -304,6 +359,10 @@ impl KeysModel {
                     if released_on_key && !artificial {
                         s.ghost.reached.insert(Scenario::Held);
                     }
+                    s.ghost
+                        .current
+                        .insert((sess_client(sess), membership.group.clone()), grant.key_id);
+                    s.ghost.released_at.insert((d, grant.key_id));
                     s.ghost.releases.push(Release {
                         client: sess_client(sess),
                         group: membership.group,
@@ -417,7 +476,10 @@ impl KeysModel {
         let mut s = State {
             daemons: (0..self.daemons)
                 .map(|d| Daemon {
-                    layer: GroupLayer::new(GroupConfig::new(node(d), format!("d{d}"))),
+                    layer: GroupLayer::new(GroupConfig {
+                        report_views: self.evs.is_some(),
+                        ..GroupConfig::new(node(d), format!("d{d}"))
+                    }),
                     engine: KeysEngine::new(),
                 })
                 .collect(),
@@ -428,6 +490,7 @@ impl KeysModel {
             partitions_left: self.partitions,
             merges_left: self.merges,
             refreshes_left: self.refreshes,
+            sends_left: self.sends,
             ghost: Ghost::default(),
         };
         let all: BTreeSet<usize> = (0..self.daemons).collect();
@@ -516,6 +579,15 @@ impl Model for KeysModel {
                 actions.push(Action::Deliver(c));
             }
         }
+        if s.sends_left > 0 {
+            for (i, joined) in s.joined.iter().enumerate() {
+                for &g in joined {
+                    if s.ghost.current.contains_key(&(i, group(g))) {
+                        actions.push(Action::Send(i, g));
+                    }
+                }
+            }
+        }
         if s.requests_left > 0 {
             for (i, joined) in s.joined.iter().enumerate() {
                 for g in 0..self.groups {
@@ -572,6 +644,19 @@ impl Model for KeysModel {
                 let all = first.daemons.union(&second.daemons).copied().collect();
                 self.reconfigure(&mut s, vec![first, second], vec![all], Scenario::Merge);
             }
+            Action::Send(i, g) => {
+                s.sends_left -= 1;
+                let key_id = *s.ghost.current.get(&(i, group(g)))?;
+                let body = sym_seal(key_id, &[s.sends_left]);
+                let req = ClientReq::Send(Multicast {
+                    targets: vec![Target::Group(group(g))],
+                    service: ClientService::Agreed,
+                    self_discard: false,
+                    mess_type: 0,
+                    body,
+                });
+                self.request(&mut s, i, req);
+            }
             Action::Refresh(c) => {
                 s.refreshes_left -= 1;
                 let rep = *s.comps[c].daemons.first()?;
@@ -590,6 +675,8 @@ impl Model for KeysModel {
             Property::<Self>::always("KEY-ORDER", |_, s| s.ghost.releases.iter().all(|r| r.ordered)),
             Property::<Self>::always("KEY-FORWARD", |_, s| forward(&s.ghost)),
             Property::<Self>::always("KEY-BACKWARD", |_, s| backward(&s.ghost)),
+            Property::<Self>::always("KEY-EVS-CURRENT", |_, s| !s.ghost.stale_delivery),
+            Property::<Self>::always("KEY-EVS-KEPT", |_, s| !s.ghost.lost_message),
             Property::<Self>::sometimes("reach: keys after a join", |_, s| {
                 s.ghost.reached.contains(&Scenario::Join)
             }),
@@ -607,6 +694,12 @@ impl Model for KeysModel {
             }),
             Property::<Self>::sometimes("reach: held memberships released", |_, s| {
                 s.ghost.reached.contains(&Scenario::Held)
+            }),
+            Property::<Self>::sometimes("reach: a message re-encrypted", |m, s| {
+                m.evs.is_none() || m.sends == 0 || s.ghost.reached.contains(&Scenario::Resealed)
+            }),
+            Property::<Self>::sometimes("reach: a message reported undecryptable", |m, s| {
+                m.evs.is_none() || m.sends == 0 || s.ghost.reached.contains(&Scenario::Reported)
             }),
         ]
     }

@@ -46,15 +46,19 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::evs::{EvsPolicy, GroupKeys, MessageContext, MessageCrypto, StoredKey, Undecryptable, nonce_of};
 use super::mac::{GroupKeyMac, key_input};
 use super::{Grant, KeyView};
-use crate::groups::{ClientEvent, GroupName, GroupOut, Membership, RingDelivery, SessionId};
+use crate::groups::{
+    ClientEvent, DataMsg, GroupName, GroupOut, Membership, RingDelivery, SessionId, Target, UndecryptableMsg,
+};
 use crate::ring::{ConfigId, NodeId, RingId};
 use crate::tgdh::MemberId;
 use crate::tgdh::crypto::{Epoch, TgdhCrypto};
 use crate::tgdh::error::TgdhError;
 use crate::tgdh::member::{self, Command, Cost, Event, Member};
 use crate::tgdh::message::Signed;
+use crate::vs::MIN_APP_TYPE;
 
 /// The TGDH group name of the daemons' run.
 pub const SERVERS_GROUP: &str = "sgc servers";
@@ -76,15 +80,21 @@ pub enum KeysMutant {
     LeaverGetsNextKey,
     /// A refresh gives new keys under the old view id (no artificial membership change).
     RefreshKeepsView,
+    /// Optimized EVS: a message under an old key is delivered as it is, not re-encrypted.
+    EvsDeliversStale,
+    /// Optimized EVS: a group's old key is forgotten as soon as the view changes.
+    EvsForgetsOldKeys,
 }
 
 impl KeysMutant {
     /// Every mutant, in a fixed order.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::ReleaseBeforeAgreement,
         Self::KeyInputOmitsView,
         Self::LeaverGetsNextKey,
         Self::RefreshKeepsView,
+        Self::EvsDeliversStale,
+        Self::EvsForgetsOldKeys,
     ];
 
     /// The command-line name.
@@ -94,6 +104,8 @@ impl KeysMutant {
             Self::KeyInputOmitsView => "key-input-omits-view",
             Self::LeaverGetsNextKey => "leaver-gets-next-key",
             Self::RefreshKeepsView => "refresh-keeps-view",
+            Self::EvsDeliversStale => "evs-delivers-stale",
+            Self::EvsForgetsOldKeys => "evs-forgets-old-keys",
         }
     }
 
@@ -106,6 +118,10 @@ impl KeysMutant {
             Self::KeyInputOmitsView => "K(g, v) = MAC(K_servers, g): the view id is left out",
             Self::LeaverGetsNextKey => "a member that left still gets the next refresh key",
             Self::RefreshKeepsView => "a refresh re-keys groups under their old view id",
+            Self::EvsDeliversStale => {
+                "Optimized EVS delivers a message under an old key without re-encrypting it"
+            }
+            Self::EvsForgetsOldKeys => "Optimized EVS drops a group's old key at every view change",
         }
     }
 
@@ -131,6 +147,9 @@ pub struct KeysConfig {
     pub me: NodeId,
     /// The servers' key refresh policy.
     pub policy: RefreshPolicy,
+    /// Optimized EVS (re-encrypt messages under old keys before delivery), with its old-key
+    /// expiry; `None` in the other modes.
+    pub evs: Option<EvsPolicy>,
     /// A seeded bug, for model checking only.
     pub mutant: Option<KeysMutant>,
 }
@@ -141,6 +160,7 @@ impl KeysConfig {
         Self {
             me,
             policy,
+            evs: None,
             mutant: None,
         }
     }
@@ -258,6 +278,8 @@ pub struct KeysOutput<P, G, K> {
     pub cost: Cost,
     /// MAC computations (one per group key).
     pub macs: u32,
+    /// Messages re-encrypted under the receiver's current key (Optimized EVS).
+    pub resealed: u32,
 }
 
 /// A session's current key of one group.
@@ -285,6 +307,8 @@ pub struct KeysEngine<S, P, K, GK> {
     pub held: VecDeque<GroupOut>,
     /// Per session, per group: the current membership and key.
     pub tracked: BTreeMap<SessionId, BTreeMap<GroupName, Current<GK>>>,
+    /// Optimized EVS: every group's current and old keys at this daemon.
+    pub group_keys: BTreeMap<GroupName, GroupKeys<GK>>,
     /// The latest time seen.
     pub now: u64,
     /// When the current servers' key was agreed (by the latest time seen then).
@@ -304,6 +328,7 @@ impl<S, P, K, GK> Default for KeysEngine<S, P, K, GK> {
             servers_key: None,
             held: VecDeque::new(),
             tracked: BTreeMap::new(),
+            group_keys: BTreeMap::new(),
             now: 0,
             key_since: 0,
             bytes_since: 0,
@@ -377,7 +402,7 @@ where
     ) -> KeysOutput<P, C::Signature, GK>
     where
         C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
-        M: GroupKeyMac<K, GroupKey = GK>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
     {
         let mut st = Step {
             crypto,
@@ -388,6 +413,7 @@ where
                 commands: Vec::new(),
                 cost: Cost::default(),
                 macs: 0,
+                resealed: 0,
             },
         };
         match input {
@@ -401,6 +427,11 @@ where
             }
             KeysIn::Tick { now } => {
                 self.now = self.now.max(now);
+                if let Some(policy) = cfg.evs {
+                    for keys in self.group_keys.values_mut() {
+                        keys.expire(self.now, &policy);
+                    }
+                }
                 self.maybe_refresh(&mut st);
             }
             KeysIn::DataOut { bytes } => {
@@ -414,7 +445,7 @@ where
     fn on_ring<C, M>(&mut self, st: &mut Step<'_, C, M, C::Signature, GK>, delivery: RingDelivery)
     where
         C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
-        M: GroupKeyMac<K, GroupKey = GK>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
     {
         let keep_key = st.cfg.has(KeysMutant::ReleaseBeforeAgreement);
         match delivery {
@@ -463,7 +494,7 @@ where
         msg: Signed<P, C::Signature>,
     ) where
         C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
-        M: GroupKeyMac<K, GroupKey = GK>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
     {
         if self.ring.map(ConfigId::Regular) != Some(config) {
             return reject(
@@ -490,7 +521,7 @@ where
     fn run_tgdh<C, M>(&mut self, st: &mut Step<'_, C, M, C::Signature, GK>, event: member::EventOf<C>)
     where
         C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
-        M: GroupKeyMac<K, GroupKey = GK>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
     {
         let out = self.tgdh.handle(st.crypto, &st.cfg.tgdh(), event, st.entropy);
         st.out.cost.exps += out.cost.exps;
@@ -514,7 +545,7 @@ where
         key_id: u64,
     ) where
         C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
-        M: GroupKeyMac<K, GroupKey = GK>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
     {
         let Some(ring) = self.ring else { return };
         self.servers_key = Some((epoch, key));
@@ -556,6 +587,132 @@ where
             }
         }
         self.tracked = tracked;
+        let Some(policy) = st.cfg.evs else { return };
+        let groups: Vec<(GroupName, KeyView)> = self
+            .group_keys
+            .iter()
+            .map(|(g, k)| (g.clone(), k.current.view))
+            .collect();
+        for (group, old) in groups {
+            if old.ring == ring && old.refresh == epoch.refresh {
+                continue;
+            }
+            let view = if st.cfg.has(KeysMutant::RefreshKeepsView) {
+                old
+            } else {
+                KeyView {
+                    gid: old.gid,
+                    ring,
+                    refresh: epoch.refresh,
+                }
+            };
+            self.store_view(st, &policy, group, view);
+        }
+    }
+
+    /// Optimized EVS: `view` is the group's current view at this daemon; its key becomes the
+    /// current one of the store.
+    fn store_view<C, M>(
+        &mut self,
+        st: &mut Step<'_, C, M, C::Signature, GK>,
+        policy: &EvsPolicy,
+        group: GroupName,
+        view: KeyView,
+    ) where
+        C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
+    {
+        let Some(grant) = self.derive(st, &group, view) else {
+            return;
+        };
+        let next = StoredKey {
+            view,
+            key_id: grant.key_id,
+            key: grant.key,
+            last_used: self.now,
+        };
+        let forget = st.cfg.has(KeysMutant::EvsForgetsOldKeys);
+        match self.group_keys.get_mut(&group) {
+            Some(keys) => keys.install(next, self.now, policy, forget),
+            None => {
+                self.group_keys.insert(group, GroupKeys::new(next));
+            }
+        }
+    }
+
+    /// Optimized EVS's fix of one data message for session `sess`: delivered as it is under
+    /// the session's current key, re-encrypted from a stored old key, or reported.
+    fn fix_message<C, M>(
+        &mut self,
+        st: &mut Step<'_, C, M, C::Signature, GK>,
+        policy: &EvsPolicy,
+        sess: SessionId,
+        mut d: DataMsg,
+    ) where
+        C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
+    {
+        let deliver = |st: &mut Step<'_, C, M, C::Signature, GK>, d: DataMsg| {
+            st.out.commands.push(KeysOut::Group(GroupOut::ToSession {
+                sess,
+                ev: ClientEvent::Data(d),
+            }));
+        };
+        // flush-layer control messages, private and multi-group messages, and sessions
+        // without a key of the group pass as they are
+        let group = match d.targets.as_slice() {
+            [Target::Group(g)] if d.mess_type >= MIN_APP_TYPE => g.clone(),
+            _ => return deliver(st, d),
+        };
+        let Some(cur) = self.tracked.get(&sess).and_then(|m| m.get(&group)) else {
+            return deliver(st, d);
+        };
+        let report = |st: &mut Step<'_, C, M, C::Signature, GK>, d: DataMsg, key_id, reason| {
+            let ev = ClientEvent::Undecryptable(UndecryptableMsg {
+                group: group.clone(),
+                sender: d.sender,
+                mess_type: d.mess_type,
+                key_id,
+                reason,
+            });
+            st.out
+                .commands
+                .push(KeysOut::Group(GroupOut::ToSession { sess, ev }));
+        };
+        let Some(id) = st.mac.message_key_id(&d.body) else {
+            return report(st, d, None, Undecryptable::NotEncrypted);
+        };
+        if id == cur.grant.key_id || st.cfg.has(KeysMutant::EvsDeliversStale) {
+            return deliver(st, d);
+        }
+        let (cur_key, cur_id) = (cur.grant.key.clone(), cur.grant.key_id);
+        let now = self.now;
+        let Some(old) = self
+            .group_keys
+            .get_mut(&group)
+            .and_then(|k| k.use_old(id, now, policy))
+        else {
+            return report(st, d, Some(id), Undecryptable::KeyNotHeld);
+        };
+        let ctx = MessageContext {
+            group: &group,
+            sender: &d.sender,
+            mess_type: d.mess_type,
+        };
+        match st.mac.reseal(
+            (&old.key, id),
+            (&cur_key, cur_id),
+            &ctx,
+            &d.body,
+            nonce_of(st.entropy),
+        ) {
+            Ok(body) => {
+                d.body = body;
+                st.out.resealed += 1;
+                deliver(st, d);
+            }
+            Err(reason) => report(st, d, Some(id), reason),
+        }
     }
 
     /// `K(g, v)` under the current servers' key, with its key id.
@@ -567,7 +724,7 @@ where
     ) -> Option<Grant<GK>>
     where
         C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
-        M: GroupKeyMac<K, GroupKey = GK>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
     {
         let (_, servers) = self.servers_key.as_ref()?;
         let omit = st.cfg.has(KeysMutant::KeyInputOmitsView);
@@ -581,13 +738,25 @@ where
     fn on_group<C, M>(&mut self, st: &mut Step<'_, C, M, C::Signature, GK>, o: GroupOut)
     where
         C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
-        M: GroupKeyMac<K, GroupKey = GK>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
     {
         let (sess, ev) = match o {
             GroupOut::ToSession { sess, ev } => (sess, ev),
             GroupOut::Kill { sess, why } => {
                 self.tracked.remove(&sess);
                 return st.out.commands.push(KeysOut::Group(GroupOut::Kill { sess, why }));
+            }
+            GroupOut::View { group, gid } => {
+                let Some(policy) = st.cfg.evs else { return };
+                let (Some(ring), Some((epoch, _))) = (self.ring, self.servers_key.as_ref()) else {
+                    return self.held.push_back(GroupOut::View { group, gid });
+                };
+                let view = KeyView {
+                    gid,
+                    ring,
+                    refresh: epoch.refresh,
+                };
+                return self.store_view(st, &policy, group, view);
             }
             other => return st.out.commands.push(KeysOut::Group(other)),
         };
@@ -632,6 +801,10 @@ where
                     ev: ClientEvent::SelfLeave(group),
                 }));
             }
+            ClientEvent::Data(d) if st.cfg.evs.is_some() => {
+                let policy = st.cfg.evs.unwrap_or_default();
+                self.fix_message(st, &policy, sess, d);
+            }
             ev => st
                 .out
                 .commands
@@ -643,7 +816,7 @@ where
     fn maybe_refresh<C, M>(&mut self, st: &mut Step<'_, C, M, C::Signature, GK>)
     where
         C: TgdhCrypto<Secret = S, Public = P, SessionKey = K>,
-        M: GroupKeyMac<K, GroupKey = GK>,
+        M: GroupKeyMac<K, GroupKey = GK> + MessageCrypto<GK>,
     {
         let policy = st.cfg.policy;
         let old = policy

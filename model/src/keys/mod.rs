@@ -13,11 +13,13 @@
 //! - [`engine`]: the per-daemon machine (holds client notifications until the servers' key of
 //!   the new configuration is agreed, then releases them with keys; refresh policy);
 //! - [`mac`]: the keyed-MAC provider trait and its symbolic provider;
+//! - [`evs`]: Optimized EVS's per-group key store and message re-encryption;
 //! - [`check`]: the Stateright model (group layers and engines of 2–3 daemons over an abstract
 //!   EVS oracle), its properties (`spec/keys.md`) and seeded mutants.
 
 pub mod check;
 pub mod engine;
+pub mod evs;
 pub mod mac;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +28,7 @@ use crate::groups::Gid;
 use crate::ring::RingId;
 
 pub use engine::{KeysConfig, KeysEngine, KeysError, KeysIn, KeysMutant, KeysOut, RefreshPolicy};
+pub use evs::{EvsPolicy, MessageContext, MessageCrypto, Undecryptable};
 pub use mac::{GroupKeyMac, SymGroupKey, SymbolicMac};
 
 /// The view id a client group key is bound to: the group view (its gid from the group layer)

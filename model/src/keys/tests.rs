@@ -369,6 +369,24 @@ impl GroupKeyMac<SymSessionKey> for TestHmac {
     }
 }
 
+/// Messages are not used with this provider (no Optimized EVS in these tests).
+impl super::MessageCrypto<[u8; 32]> for TestHmac {
+    fn message_key_id(&self, _body: &[u8]) -> Option<u64> {
+        None
+    }
+
+    fn reseal(
+        &self,
+        _old: (&[u8; 32], u64),
+        _current: (&[u8; 32], u64),
+        _ctx: &super::MessageContext<'_>,
+        _body: &[u8],
+        _nonce: [u8; 12],
+    ) -> Result<Vec<u8>, super::Undecryptable> {
+        Err(super::Undecryptable::Unauthentic)
+    }
+}
+
 #[test]
 fn a_real_hmac_provider_gives_distinct_keys_per_view_and_the_same_key_id_everywhere() {
     let mut e: EngineOf<Symbolic, TestHmac> = super::KeysEngine::new();

@@ -528,7 +528,7 @@ impl VsModel {
                 client.asked = false;
                 Obs::SelfLeave
             }
-            FlEvent::Reject { .. } => return,
+            FlEvent::Reject { .. } | FlEvent::Undecryptable(_) => return,
         };
         client.log.push(obs);
     }

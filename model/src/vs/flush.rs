@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::VsMutant;
 use crate::groups::{
     Cause, ClientEvent, ClientReq, ClientService, DataMsg, Gid, GroupName, Membership, Multicast,
-    PrivateName, RejectReason, Target,
+    PrivateName, RejectReason, Target, UndecryptableMsg,
 };
 
 /// Reserved `mess_type` of a `FLUSH_OK` control message.
@@ -138,6 +138,8 @@ pub enum FlEvent {
         /// The refused request.
         req: ClientReq,
     },
+    /// The daemon could not deliver a message under the current group key (Optimized EVS).
+    Undecryptable(UndecryptableMsg),
 }
 
 /// An output of the flush layer, to be carried out in order.
@@ -463,6 +465,7 @@ impl FlushLayer {
                     deliver(out, FlEvent::SelfLeave(g));
                 }
             }
+            ClientEvent::Undecryptable(u) => deliver(out, FlEvent::Undecryptable(u)),
             ClientEvent::Reject { reason, req } => {
                 match &req {
                     ClientReq::Join(g) => {

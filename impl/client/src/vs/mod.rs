@@ -35,10 +35,11 @@ mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use sgc_crypto::e2e::{E2eContext, open_with};
+use sgc_crypto::e2e::{E2eContext, E2eError, open_with};
 use sgc_model::groups::{
     ClientEvent, ClientReq, ClientService, DataMsg, Gid, GroupName, Multicast, PrivateName, Target,
 };
+use sgc_model::keys::Undecryptable;
 use sgc_model::vs::{FlCall, FlEvent, FlIn, FlOut, FlushLayer};
 
 pub use event::{VsData, VsError, VsEvent, VsUndecryptable, VsView};
@@ -286,6 +287,22 @@ impl<C: SpConnection> VsClient<C> {
                 VsEvent::SelfLeave(g)
             }
             FlEvent::Reject { reason, req } => VsEvent::Rejected { reason, req },
+            FlEvent::Undecryptable(u) => {
+                let view = self.views.get(&u.group).copied();
+                let error = match (u.reason, u.key_id) {
+                    (Undecryptable::NotEncrypted, _) | (_, None) => E2eError::NotEncrypted,
+                    (Undecryptable::KeyNotHeld, Some(id)) => E2eError::UnknownKey(id),
+                    (Undecryptable::Unauthentic, Some(id)) => E2eError::Unauthentic(id),
+                };
+                let msg = DataMsg {
+                    sender: u.sender,
+                    targets: vec![Target::Group(u.group)],
+                    service: ClientService::Reliable,
+                    mess_type: u.mess_type,
+                    body: Vec::new(),
+                };
+                VsEvent::Undecryptable(VsUndecryptable { msg, view, error })
+            }
         }
     }
 

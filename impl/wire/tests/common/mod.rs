@@ -6,8 +6,9 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use sgc_model::groups::{
     Cause, ClientEvent, ClientReq, ClientService, ConnectRefusal, DataMsg, Gid, GroupName, KillReason,
-    Membership, Multicast, PrivateName, RejectReason, Target,
+    Membership, Multicast, PrivateName, RejectReason, Target, UndecryptableMsg,
 };
+use sgc_model::keys::Undecryptable;
 use sgc_model::ring::{ConfigId, Pid, RingId};
 use sgc_wire::{Accept, Hello, ToClient, ToDaemon, Version};
 
@@ -142,6 +143,26 @@ pub fn event() -> impl Strategy<Value = ClientEvent> {
         (group(), gid()).prop_map(|(group, gid)| ClientEvent::Transition { group, gid }),
         group().prop_map(ClientEvent::SelfLeave),
         (reject_reason(), req()).prop_map(|(reason, req)| ClientEvent::Reject { reason, req }),
+        (
+            group(),
+            private(),
+            any::<i16>(),
+            proptest::option::of(any::<u64>()),
+            proptest::sample::select(vec![
+                Undecryptable::NotEncrypted,
+                Undecryptable::KeyNotHeld,
+                Undecryptable::Unauthentic,
+            ])
+        )
+            .prop_map(|(group, sender, mess_type, key_id, reason)| {
+                ClientEvent::Undecryptable(UndecryptableMsg {
+                    group,
+                    sender,
+                    mess_type,
+                    key_id,
+                    reason,
+                })
+            }),
     ]
 }
 
