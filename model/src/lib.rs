@@ -13,6 +13,7 @@
 //! - [`check`]: running a Stateright model and reporting as `sgc check` prints it;
 //! - [`groups`]: light-weight client groups over the ring (group layer, client vocabulary);
 //! - [`keys`]: the servers' agreement engine and group keys engine (integrated security);
+//! - [`protection`]: Three-Step packet protection's per-destination rule (which key, announcements);
 //! - [`ring`]: the daemon ring protocol (Totem-style token ring, membership, Extended Virtual Synchrony);
 //! - [`tgdh`]: Tree-based Group Diffie-Hellman key agreement, generic over a crypto provider;
 //! - [`vs`]: the flush layer (view synchrony over EVS group views, client-library side), its
@@ -21,6 +22,7 @@
 pub mod check;
 pub mod groups;
 pub mod keys;
+pub mod protection;
 pub mod ring;
 pub mod tgdh;
 pub mod vs;

@@ -1,4 +1,4 @@
-//! `sgc check <model>` (`tgdh`, `evs`, `groups`, `vs`, `keys`): runs the Stateright checker on a protocol model and prints the report
+//! `sgc check <model>` (`tgdh`, `evs`, `groups`, `vs`, `keys`, `protection`): runs the Stateright checker on a protocol model and prints the report
 //! (`{model, mutant, states, complete, properties: [{name, expectation, holds,
 //! counterexample}]}` with `--json`). Exit status 0 only when every property holds.
 //! `--export-traces DIR` also writes the run's discoveries and random walks as traces
@@ -13,6 +13,8 @@ use sgc_model::check::{CheckOptions, CheckReport};
 use sgc_model::groups::GroupMutant;
 use sgc_model::keys::KeysMutant;
 use sgc_model::keys::check::KeysModel;
+use sgc_model::protection::ProtectionMutant;
+use sgc_model::protection::check::ProtectionModel;
 use sgc_model::ring::RingMutant;
 use sgc_model::tgdh::check::{TgdhModel, check};
 use sgc_model::tgdh::member::Mutant;
@@ -37,6 +39,26 @@ pub enum CheckModel {
     /// `HMAC(K_servers, g || view_id)` (agreement, freshness, members only, order, forward and
     /// backward secrecy) over the group layer and an abstract EVS oracle.
     Keys(KeysArgs),
+    /// Three-Step packet protection's per-destination rule: seal only under a key the peer
+    /// holds, no packet lost to a key change, every pair sealed under the newest key once
+    /// quiet (daemons in a ring, reordering network).
+    Protection(ProtectionArgs),
+}
+
+/// Options of `sgc check protection`.
+#[derive(Args, Debug)]
+pub struct ProtectionArgs {
+    /// Daemons in the ring (2 or 3).
+    #[arg(long, default_value_t = 2)]
+    daemons: usize,
+    /// Servers' key epochs each daemon installs (1 or 2).
+    #[arg(long, default_value_t = 2)]
+    epochs: u64,
+    /// Packets each daemon sends to its ring successor.
+    #[arg(long, default_value_t = 1)]
+    sends: u8,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// Options every model shares.
@@ -156,7 +178,43 @@ pub fn run(model: CheckModel) -> Result<ExitCode, CliError> {
         CheckModel::Groups(args) => groups(&args),
         CheckModel::Vs(args) => vs(&args),
         CheckModel::Keys(args) => keys(&args),
+        CheckModel::Protection(args) => protection(&args),
     }
+}
+
+fn protection(args: &ProtectionArgs) -> Result<ExitCode, CliError> {
+    let all = ProtectionMutant::ALL
+        .iter()
+        .map(|&m| (m.name(), m.describe(), m))
+        .collect();
+    let Some(mutant) = select_mutant(&args.common, &all)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.common.export_traces.is_some() {
+        return Err(CliError::Usage(
+            "--export-traces is not supported for protection yet (evs, tgdh)".into(),
+        ));
+    }
+    if !(2..=3).contains(&args.daemons) || !(1..=2).contains(&args.epochs) {
+        return Err(CliError::Usage(format!(
+            "--daemons must be 2 or 3 and --epochs 1 or 2, got {} and {}",
+            args.daemons, args.epochs
+        )));
+    }
+    let model = ProtectionModel {
+        daemons: args.daemons,
+        epochs: args.epochs,
+        sends: args.sends,
+        mutant,
+    };
+    let opts = CheckOptions {
+        stop_at_first_failure: mutant.is_some(),
+        ..CheckOptions::default()
+    };
+    finish(
+        &sgc_model::protection::check::check(model, opts),
+        args.common.json,
+    )
 }
 
 fn keys(args: &KeysArgs) -> Result<ExitCode, CliError> {

@@ -220,6 +220,8 @@ fn check_keys_json_reports_every_property_and_mutants_fail_with_counterexamples(
         "KEY-ORDER",
         "KEY-FORWARD",
         "KEY-BACKWARD",
+        "KEY-EVS-CURRENT",
+        "KEY-EVS-KEPT",
     ] {
         assert!(
             props.iter().any(|p| p["name"] == id && p["holds"] == true),
@@ -257,5 +259,48 @@ fn check_keys_json_reports_every_property_and_mutants_fail_with_counterexamples(
     let out = sgc(&["check", "keys", "--mutant", "no-such-bug"]);
     assert_eq!(out.status.code(), Some(2));
     let out = sgc(&["check", "keys", "--daemons", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_protection_json_reports_every_property_and_mutants_fail_with_counterexamples() {
+    let out = sgc(&["check", "protection", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["model"], "protection");
+    assert_eq!(v["complete"], true);
+    let props = v["properties"].as_array().expect("properties");
+    for id in ["PROT-HELD", "PROT-OPENS", "PROT-CONVERGE"] {
+        assert!(
+            props.iter().any(|p| p["name"] == id && p["holds"] == true),
+            "{id}"
+        );
+    }
+    let out = sgc(&["check", "protection", "--list-mutants", "--json"]);
+    let names = json(&out);
+    let names = names.as_array().expect("mutant names");
+    assert_eq!(names.len(), 3);
+    for name in names {
+        let name = name.as_str().expect("name");
+        let out = sgc(&["check", "protection", "--mutant", name, "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let v = json(&out);
+        assert!(
+            v["properties"]
+                .as_array()
+                .expect("properties")
+                .iter()
+                .any(|p| p["expectation"] == "always"
+                    && p["holds"] == false
+                    && p["counterexample"].as_str().is_some_and(|c| !c.is_empty())),
+            "{name}: {v}"
+        );
+    }
+    let out = sgc(&["check", "protection", "--daemons", "4"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -17,8 +17,9 @@
 //! `held` is the sender's announcement of the epochs whose keys it holds (current, previous;
 //! [`Held`]), authenticated with the rest of the header.
 //!
-//! **Which format, per destination** ([`Protection::wire_for`]), under the `seal` policy
-//! (`three-step`):
+//! **Which format, per destination** ([`Protection::wire_for`]; the decision, and when to
+//! announce, is the model's [`EpochRule`] (`model/src/protection/rule.rs`), model-checked by
+//! `sgc check protection`, `spec/protection.md`), under the `seal` policy (`three-step`):
 //! 1. *sealed* under the newest epoch that this daemon holds **and** that the destination
 //!    announced holding in its newest datagram (of its newest incarnation). A daemon therefore
 //!    switches to a new servers' key only once the peer has shown it can open packets under it,
@@ -38,13 +39,15 @@
 //! under `sign-membership`, when they carry neither a join nor a commit token.
 //! Every refusal is a typed [`DecodeError`], counted by the runtime as `dropped_<label>`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sgc_crypto::seal::{KeyRing, ReplayWindow, SealError, SealInfo, Suite};
 use sgc_crypto::sign_key;
+use sgc_model::protection::EpochRule;
+pub use sgc_model::protection::{ANNOUNCE_EVERY, Held, Policy, Wire};
 use sgc_model::ring::{NodeId, Packet, Pid, RingId};
 
 use zeroize::Zeroizing;
@@ -63,79 +66,40 @@ pub const MODE_SIGNED: u8 = 2;
 /// epochs the sender holds.
 pub const MODE_ANNOUNCE: u8 = 3;
 /// Header of a sealed datagram: prefix, [`SealInfo`], [`Held`].
-pub const SEALED_HEADER_LEN: usize = 14 + SealInfo::LEN + Held::LEN;
+pub const SEALED_HEADER_LEN: usize = 14 + SealInfo::LEN + HELD_LEN;
 /// Header of a signed datagram: prefix, node, incarnation, sequence number, [`Held`].
-pub const SIGNED_HEADER_LEN: usize = 14 + 2 + 4 + 8 + Held::LEN;
+pub const SIGNED_HEADER_LEN: usize = 14 + 2 + 4 + 8 + HELD_LEN;
 /// An Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
 /// Bytes a protected datagram adds, at most, to the plaintext (version 1) one: the signed
 /// format's header and signature (89), above the sealed one's.
 pub const PROTECTION_OVERHEAD: usize = SIGNED_HEADER_LEN - HEADER_LEN + SIGNATURE_LEN;
 
-/// How a datagram to one destination is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Wire {
-    /// Sealed under this epoch's key.
-    Sealed(u64),
-    /// Signed with this daemon's Ed25519 key.
-    Signed,
-    /// Plaintext version 1.
-    Plain,
-}
+/// Encoded length of [`Held`] (a flags byte, bit 0 = current present, bit 1 = previous
+/// present, then both epochs as big-endian u64, zero when absent).
+pub const HELD_LEN: usize = 17;
 
-/// Which packets are protected, and how.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Policy {
-    /// `three-step`: every packet sealed under the servers' key, signed until one is shared.
-    Seal,
-    /// `integrated-vs`, `optimized-evs`: join messages and commit tokens signed, the rest
-    /// plaintext.
-    SignMembership,
-}
-
-/// The epochs whose keys a daemon holds, announced in each of its protected datagrams
-/// (17 bytes: a flags byte, bit 0 = current present, bit 1 = previous present, then both
-/// epochs as big-endian u64, zero when absent).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Held {
-    /// The newest epoch held.
-    pub current: Option<u64>,
-    /// The epoch before it, still accepted.
-    pub previous: Option<u64>,
-}
-
-impl Held {
-    /// Encoded length.
-    pub const LEN: usize = 17;
-
-    fn contains(&self, epoch: u64) -> bool {
-        self.current == Some(epoch) || self.previous == Some(epoch)
+fn write_held(h: &Held, out: &mut [u8]) {
+    if let Some(o) = out.get_mut(..HELD_LEN) {
+        o[0] = u8::from(h.current.is_some()) | u8::from(h.previous.is_some()) << 1;
+        o[1..9].copy_from_slice(&h.current.unwrap_or(0).to_be_bytes());
+        o[9..17].copy_from_slice(&h.previous.unwrap_or(0).to_be_bytes());
     }
+}
 
-    fn write_to(&self, out: &mut [u8]) {
-        if let Some(o) = out.get_mut(..Self::LEN) {
-            o[0] = u8::from(self.current.is_some()) | u8::from(self.previous.is_some()) << 1;
-            o[1..9].copy_from_slice(&self.current.unwrap_or(0).to_be_bytes());
-            o[9..17].copy_from_slice(&self.previous.unwrap_or(0).to_be_bytes());
-        }
-    }
-
-    fn read_from(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let b = bytes
-            .get(..Self::LEN)
-            .ok_or(DecodeError::Truncated(bytes.len()))?;
-        let u = |at: usize| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(&b[at..at + 8]);
-            u64::from_be_bytes(x)
-        };
-        match b[0] {
-            0..=3 => Ok(Self {
-                current: (b[0] & 1 != 0).then(|| u(1)),
-                previous: (b[0] & 2 != 0).then(|| u(9)),
-            }),
-            _ => Err(DecodeError::BadMode(b[0])),
-        }
+fn read_held(bytes: &[u8]) -> Result<Held, DecodeError> {
+    let b = bytes.get(..HELD_LEN).ok_or(DecodeError::Truncated(bytes.len()))?;
+    let u = |at: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[at..at + 8]);
+        u64::from_be_bytes(x)
+    };
+    match b[0] {
+        0..=3 => Ok(Held {
+            current: (b[0] & 1 != 0).then(|| u(1)),
+            previous: (b[0] & 2 != 0).then(|| u(9)),
+        }),
+        _ => Err(DecodeError::BadMode(b[0])),
     }
 }
 
@@ -166,31 +130,21 @@ fn is_membership(pkt: &Packet) -> bool {
 pub struct Protection {
     codec: Codec,
     me: Pid,
-    policy: Policy,
     ring: KeyRing,
-    /// What each daemon announced in its newest accepted datagram: incarnation and epochs.
-    announced: BTreeMap<NodeId, (u32, Held)>,
+    /// Every decision (which format per destination, announcements): the model's machine.
+    rule: EpochRule,
     signer: Option<SigningKey>,
     peers: BTreeMap<NodeId, VerifyingKey>,
     signed_seq: u64,
     signed_windows: BTreeMap<NodeId, (u32, ReplayWindow)>,
-    /// Daemons to send an announcement to.
-    outbox: BTreeSet<NodeId>,
-    /// Per daemon: the epoch last announced to it on its demand, and how many datagrams since
-    /// showed it unaware.
-    told: BTreeMap<NodeId, (u64, u32)>,
 }
-
-/// An unaware peer is told again after this many of its datagrams (a lost announcement).
-pub const ANNOUNCE_EVERY: u32 = 64;
 
 impl std::fmt::Debug for Protection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Protection")
             .field("me", &self.me)
-            .field("policy", &self.policy)
             .field("ring", &self.ring)
-            .field("announced", &self.announced)
+            .field("rule", &self.rule)
             .field("signer", &self.signer.is_some())
             .field("peers", &self.peers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
@@ -204,28 +158,25 @@ impl Protection {
         Self {
             codec,
             me,
-            policy: Policy::Seal,
             ring: KeyRing::new(suite, sender_id(me)),
-            announced: BTreeMap::new(),
+            rule: EpochRule::new(me, Policy::Seal),
             signer: None,
             peers: BTreeMap::new(),
             signed_seq: 0,
             signed_windows: BTreeMap::new(),
-            outbox: BTreeSet::new(),
-            told: BTreeMap::new(),
         }
     }
 
     /// The same with another policy.
     #[must_use]
     pub fn with_policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
+        self.rule.policy = policy;
         self
     }
 
     /// The policy.
     pub const fn policy(&self) -> Policy {
-        self.policy
+        self.rule.policy
     }
 
     /// The suite.
@@ -239,10 +190,7 @@ impl Protection {
     }
 
     fn held(&self) -> Held {
-        Held {
-            current: self.ring.current(),
-            previous: self.ring.previous(),
-        }
+        self.rule.held
     }
 
     /// Install the servers' key of a newer `epoch`: packets of this and the previous epoch
@@ -250,8 +198,7 @@ impl Protection {
     /// holding it (see the module doc).
     pub fn install_key(&mut self, epoch: u64, servers_key: &[u8]) -> Result<(), SealError> {
         self.ring.install(epoch, servers_key)?;
-        let me = self.me.node;
-        self.outbox.extend(self.peers.keys().filter(|n| **n != me));
+        self.rule.install(epoch);
         Ok(())
     }
 
@@ -259,77 +206,31 @@ impl Protection {
     /// under the `seal` policy, every plaintext packet) are refused.
     pub fn set_signing_key(&mut self, key: SigningKey) {
         self.signer = Some(key);
+        self.rule.signer = true;
     }
 
     /// The verifying key of daemon `node` for its signed packets.
     pub fn add_peer_key(&mut self, node: NodeId, key: VerifyingKey) {
         self.peers.insert(node, key);
+        self.rule.add_peer(node);
     }
 
     /// How `pkt` to `dest` is protected (see the module doc).
     pub fn wire_for(&self, dest: NodeId, pkt: &Packet) -> Wire {
-        let signed_or_plain = if self.signer.is_some() {
-            Wire::Signed
-        } else {
-            Wire::Plain
-        };
-        match self.policy {
-            Policy::SignMembership if is_membership(pkt) => signed_or_plain,
-            Policy::SignMembership => Wire::Plain,
-            Policy::Seal => {
-                let theirs = self.announced.get(&dest).map(|(_, h)| *h).unwrap_or_default();
-                [self.ring.current(), self.ring.previous()]
-                    .into_iter()
-                    .flatten()
-                    .find(|e| theirs.contains(*e))
-                    .map_or(signed_or_plain, Wire::Sealed)
-            }
-        }
-    }
-
-    /// `pid` holds this daemon's current epoch but did not seal under it: it does not know
-    /// this daemon holds it (announcements travel with datagrams, and in a ring a daemon
-    /// sends its tokens to one neighbour and receives from the other). Queue an announcement
-    /// to it: once per epoch, repeated every [`ANNOUNCE_EVERY`] such datagrams in case it was
-    /// lost.
-    fn answer_if_unaware(&mut self, pid: Pid, held: Held, sealed: Option<u64>) {
-        let Some(mine) = self.ring.current() else {
-            return;
-        };
-        if self.policy != Policy::Seal || sealed == Some(mine) || !held.contains(mine) {
-            return;
-        }
-        let told = self.told.entry(pid.node).or_insert((mine, 0));
-        if told.0 != mine {
-            *told = (mine, 0);
-        }
-        if told.1.is_multiple_of(ANNOUNCE_EVERY) {
-            self.outbox.insert(pid.node);
-        }
-        told.1 = told.1.wrapping_add(1);
+        self.rule.wire_for(dest, is_membership(pkt))
     }
 
     /// Whether announcements are waiting for [`Protection::take_announcements`].
     pub fn has_announcements(&self) -> bool {
-        !self.outbox.is_empty()
+        self.rule.has_announcements()
     }
 
     /// The announcements to send now: destination and signed datagram.
     pub fn take_announcements(&mut self) -> Vec<(NodeId, Vec<u8>)> {
-        let to = std::mem::take(&mut self.outbox);
+        let to = self.rule.take_announcements();
         to.into_iter()
             .filter_map(|n| self.signed(MODE_ANNOUNCE, None).ok().map(|d| (n, d)))
             .collect()
-    }
-
-    /// Remember what `pid` announced: a newer incarnation replaces the old one's
-    /// announcement; within one incarnation epochs only grow, so a reordered older datagram
-    /// does not undo a newer announcement.
-    fn note(&mut self, pid: Pid, held: Held) {
-        let e = self.announced.entry(pid.node).or_insert((pid.inc, held));
-        if pid.inc > e.0 || (pid.inc == e.0 && held.current >= e.1.current) {
-            *e = (pid.inc, held);
-        }
     }
 
     /// Encode `pkt` from this daemon in format `wire`.
@@ -339,7 +240,7 @@ impl Protection {
             Wire::Sealed(epoch) => {
                 let mut buf =
                     self.protected_header(MODE_SEALED, SEALED_HEADER_LEN, matches!(pkt, Packet::Data(_)));
-                self.held().write_to(&mut buf[14 + SealInfo::LEN..]);
+                write_held(&self.held(), &mut buf[14 + SealInfo::LEN..]);
                 postcard_into(pkt, &mut buf);
                 self.ring
                     .seal(Some(epoch), &mut buf, SEALED_HEADER_LEN, |info, h| {
@@ -362,7 +263,7 @@ impl Protection {
         buf[14..16].copy_from_slice(&self.me.node.to_be_bytes());
         buf[16..20].copy_from_slice(&self.me.inc.to_be_bytes());
         buf[20..28].copy_from_slice(&self.signed_seq.to_be_bytes());
-        self.held().write_to(&mut buf[28..]);
+        write_held(&self.held(), &mut buf[28..]);
         self.signed_seq = self
             .signed_seq
             .checked_add(1)
@@ -405,23 +306,18 @@ impl Protection {
         match bytes[4] {
             VERSION => {
                 let (pid, pkt) = self.codec.decode(bytes)?;
-                let allowed =
-                    self.signer.is_none() || (self.policy == Policy::SignMembership && !is_membership(&pkt));
-                if !allowed {
+                if !self.rule.accepts_plaintext(is_membership(&pkt)) {
                     return Err(DecodeError::Plaintext);
                 }
                 if !admit(pid) {
                     return Err(DecodeError::UnknownSender);
                 }
-                self.note(pid, Held::default());
+                self.rule.on_plaintext(pid);
                 Ok(Some((pid, pkt)))
             }
             VERSION_PROTECTED => {
                 let (pid, held, pkt, sealed) = self.decode_protected(bytes, admit)?;
-                self.note(pid, held);
-                if pkt.is_some() {
-                    self.answer_if_unaware(pid, held, sealed);
-                }
+                self.rule.on_datagram(pid, held, sealed, pkt.is_some());
                 Ok(pkt.map(|p| (pid, p)))
             }
             v => Err(DecodeError::BadVersion(v)),
@@ -442,7 +338,7 @@ impl Protection {
         match bytes[5] {
             MODE_SEALED => {
                 let info = SealInfo::read_from(&bytes[14..])?;
-                let held = Held::read_from(bytes.get(14 + SealInfo::LEN..).unwrap_or_default())?;
+                let held = read_held(bytes.get(14 + SealInfo::LEN..).unwrap_or_default())?;
                 let pid = pid_of(info.sender).ok_or(DecodeError::UnknownSender)?;
                 if !admit(pid) {
                     return Err(DecodeError::UnknownSender);
@@ -459,7 +355,7 @@ impl Protection {
                 let mut s = [0u8; 8];
                 s.copy_from_slice(&bytes[20..28]);
                 let seq = u64::from_be_bytes(s);
-                let held = Held::read_from(&bytes[28..])?;
+                let held = read_held(&bytes[28..])?;
                 let pid = Pid::new(node, inc);
                 if !admit(pid) {
                     return Err(DecodeError::UnknownSender);
@@ -603,7 +499,7 @@ impl Protection {
     pub fn status(&self) -> ProtectionStatus {
         let mine = self.held();
         ProtectionStatus {
-            policy: match self.policy {
+            policy: match self.rule.policy {
                 Policy::Seal => "seal",
                 Policy::SignMembership => "sign-membership",
             }
@@ -612,6 +508,7 @@ impl Protection {
             current: mine.current.map(|e| format!("{e:016x}")),
             previous: mine.previous.map(|e| format!("{e:016x}")),
             sealed_to: self
+                .rule
                 .announced
                 .iter()
                 .filter(|(_, (_, h))| {
@@ -621,7 +518,7 @@ impl Protection {
                         .any(|e| h.contains(e))
                 })
                 .map(|(n, _)| *n)
-                .filter(|_| self.policy == Policy::Seal)
+                .filter(|_| self.rule.policy == Policy::Seal)
                 .collect(),
         }
     }
