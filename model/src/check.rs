@@ -78,6 +78,36 @@ impl CheckReport {
     pub fn property(&self, name: &str) -> Option<&PropertyReport> {
         self.properties.iter().find(|p| p.name == name)
     }
+
+    /// Test helper: every property holds, the bounded space was exhausted, and it has exactly
+    /// `expected_states` unique states (pinned, so a cut-off or a model change is noticed).
+    #[cfg(test)]
+    pub(crate) fn assert_exhaustive_pass(&self, expected_states: usize) {
+        let failing: Vec<_> = self.properties.iter().filter(|p| !p.holds).collect();
+        assert!(failing.is_empty(), "failing properties: {failing:#?}");
+        assert!(self.complete, "the bounded space must be exhausted");
+        assert_eq!(
+            self.states, expected_states,
+            "state count changed: update the pin if intended"
+        );
+    }
+
+    /// Test helper: the seeded bug `mutant` is caught by `property` with a counterexample
+    /// path; returns the names of every `always` property it violates.
+    #[cfg(test)]
+    pub(crate) fn assert_caught(&self, mutant: &str, property: &str) -> Vec<String> {
+        let p = self.property(property).expect("property exists");
+        assert!(!p.holds, "{mutant} not caught by {property}");
+        assert!(
+            p.counterexample.as_ref().is_some_and(|c| !c.is_empty()),
+            "{mutant}: no counterexample path"
+        );
+        self.properties
+            .iter()
+            .filter(|p| !p.holds && p.expectation == "always")
+            .map(|p| p.name.clone())
+            .collect()
+    }
 }
 
 /// A path of a model: each state with the action taken from it (`None` on the last state).

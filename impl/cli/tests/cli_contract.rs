@@ -198,9 +198,9 @@ fn check_vs_lists_mutants_and_catches_one() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
-fn check_keys_json_reports_every_property_and_mutants_fail_with_counterexamples() {
-    let out = sgc(&["check", "keys", "--json"]);
+/// `sgc check MODEL --json` passes with every property in `ids` holding and no counterexample.
+fn assert_check_passes(model: &str, ids: &[&str]) {
+    let out = sgc(&["check", model, "--json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -208,23 +208,14 @@ fn check_keys_json_reports_every_property_and_mutants_fail_with_counterexamples(
         String::from_utf8_lossy(&out.stderr)
     );
     let v = json(&out);
-    assert_eq!(v["model"], "keys");
+    assert_eq!(v["model"], model);
     assert!(v["mutant"].is_null());
     assert!(v["states"].as_u64().is_some_and(|n| n > 1000));
     assert_eq!(v["complete"], true);
     let props = v["properties"].as_array().expect("properties");
-    for id in [
-        "KEY-AGREE",
-        "KEY-FRESH",
-        "KEY-MEMBERONLY",
-        "KEY-ORDER",
-        "KEY-FORWARD",
-        "KEY-BACKWARD",
-        "KEY-EVS-CURRENT",
-        "KEY-EVS-KEPT",
-    ] {
+    for id in ids {
         assert!(
-            props.iter().any(|p| p["name"] == id && p["holds"] == true),
+            props.iter().any(|p| p["name"] == *id && p["holds"] == true),
             "{id}"
         );
     }
@@ -233,15 +224,19 @@ fn check_keys_json_reports_every_property_and_mutants_fail_with_counterexamples(
             .iter()
             .all(|p| p["holds"] == true && p["counterexample"].is_null())
     );
+}
 
-    let out = sgc(&["check", "keys", "--list-mutants", "--json"]);
+/// Every mutant `sgc check MODEL --list-mutants` names (at least `min`) fails with exit 1 and
+/// a counterexample of an `always` property; an unknown one is a usage error.
+fn assert_every_mutant_fails(model: &str, min: usize) {
+    let out = sgc(&["check", model, "--list-mutants", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let names = json(&out);
     let names = names.as_array().expect("mutant names");
-    assert!(names.len() >= 3);
+    assert!(names.len() >= min);
     for name in names {
         let name = name.as_str().expect("name");
-        let out = sgc(&["check", "keys", "--mutant", name, "--json"]);
+        let out = sgc(&["check", model, "--mutant", name, "--json"]);
         assert_eq!(out.status.code(), Some(1), "{name}");
         let v = json(&out);
         assert_eq!(v["mutant"], name);
@@ -256,51 +251,34 @@ fn check_keys_json_reports_every_property_and_mutants_fail_with_counterexamples(
             "{name}: {v}"
         );
     }
-    let out = sgc(&["check", "keys", "--mutant", "no-such-bug"]);
+    let out = sgc(&["check", model, "--mutant", "no-such-bug"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_keys_json_reports_every_property_and_mutants_fail_with_counterexamples() {
+    assert_check_passes(
+        "keys",
+        &[
+            "KEY-AGREE",
+            "KEY-FRESH",
+            "KEY-MEMBERONLY",
+            "KEY-ORDER",
+            "KEY-FORWARD",
+            "KEY-BACKWARD",
+            "KEY-EVS-CURRENT",
+            "KEY-EVS-KEPT",
+        ],
+    );
+    assert_every_mutant_fails("keys", 6);
     let out = sgc(&["check", "keys", "--daemons", "5"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn check_protection_json_reports_every_property_and_mutants_fail_with_counterexamples() {
-    let out = sgc(&["check", "protection", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json(&out);
-    assert_eq!(v["model"], "protection");
-    assert_eq!(v["complete"], true);
-    let props = v["properties"].as_array().expect("properties");
-    for id in ["PROT-HELD", "PROT-OPENS", "PROT-CONVERGE"] {
-        assert!(
-            props.iter().any(|p| p["name"] == id && p["holds"] == true),
-            "{id}"
-        );
-    }
-    let out = sgc(&["check", "protection", "--list-mutants", "--json"]);
-    let names = json(&out);
-    let names = names.as_array().expect("mutant names");
-    assert_eq!(names.len(), 3);
-    for name in names {
-        let name = name.as_str().expect("name");
-        let out = sgc(&["check", "protection", "--mutant", name, "--json"]);
-        assert_eq!(out.status.code(), Some(1), "{name}");
-        let v = json(&out);
-        assert!(
-            v["properties"]
-                .as_array()
-                .expect("properties")
-                .iter()
-                .any(|p| p["expectation"] == "always"
-                    && p["holds"] == false
-                    && p["counterexample"].as_str().is_some_and(|c| !c.is_empty())),
-            "{name}: {v}"
-        );
-    }
+    assert_check_passes("protection", &["PROT-HELD", "PROT-OPENS", "PROT-CONVERGE"]);
+    assert_every_mutant_fails("protection", 3);
     let out = sgc(&["check", "protection", "--daemons", "4"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -9,14 +9,7 @@ use super::engine::KeysMutant;
 use crate::check::CheckOptions;
 
 fn assert_all_hold(model: KeysModel, expected_states: usize) {
-    let report = check(model, CheckOptions::default());
-    let failing: Vec<_> = report.properties.iter().filter(|p| !p.holds).collect();
-    assert!(failing.is_empty(), "failing properties: {failing:#?}");
-    assert!(report.complete, "the bounded space must be exhausted");
-    assert_eq!(
-        report.states, expected_states,
-        "state count changed: update the pin if intended"
-    );
+    check(model, CheckOptions::default()).assert_exhaustive_pass(expected_states);
 }
 
 #[test]
@@ -50,7 +43,7 @@ fn three_daemons_satisfy_every_property() {
 }
 
 #[test]
-#[ignore = "longer run (about 3 min): cargo test -p sgc-model keys -- --ignored"]
+#[ignore = "longer run (about 5 min): cargo test -p sgc-model keys -- --ignored"]
 fn three_daemons_two_groups_three_requests_satisfy_every_property() {
     assert_all_hold(
         KeysModel {
@@ -61,7 +54,7 @@ fn three_daemons_two_groups_three_requests_satisfy_every_property() {
             sends: 0,
             ..KeysModel::bounded(None)
         },
-        2_421_974,
+        3_181_222,
     );
 }
 
@@ -85,19 +78,7 @@ fn every_mutant_is_caught_with_a_counterexample() {
     let mut violated = BTreeSet::new();
     for (mutant, property) in CATCHES {
         let report = check(KeysModel::bounded(Some(mutant)), CheckOptions::default());
-        let p = report.property(property).expect("property exists");
-        assert!(!p.holds, "{} not caught by {property}", mutant.name());
-        assert!(
-            p.counterexample.as_ref().is_some_and(|c| !c.is_empty()),
-            "no counterexample path"
-        );
-        violated.extend(
-            report
-                .properties
-                .iter()
-                .filter(|p| !p.holds && p.expectation == "always")
-                .map(|p| p.name.clone()),
-        );
+        violated.extend(report.assert_caught(mutant.name(), property));
     }
     // Every `always` property is violated by some mutant: none of them is vacuous.
     let report = check(

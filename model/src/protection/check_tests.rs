@@ -8,14 +8,7 @@ use super::rule::ProtectionMutant;
 use crate::check::CheckOptions;
 
 fn assert_all_hold(model: ProtectionModel, expected_states: usize) {
-    let report = check(model, CheckOptions::default());
-    let failing: Vec<_> = report.properties.iter().filter(|p| !p.holds).collect();
-    assert!(failing.is_empty(), "failing properties: {failing:#?}");
-    assert!(report.complete, "the bounded space must be exhausted");
-    assert_eq!(
-        report.states, expected_states,
-        "state count changed: update the pin if intended"
-    );
+    check(model, CheckOptions::default()).assert_exhaustive_pass(expected_states);
 }
 
 #[test]
@@ -35,24 +28,6 @@ fn three_daemons_one_epoch_satisfy_every_property() {
     );
 }
 
-#[test]
-#[ignore = "longer run: cargo test -p sgc-model protection -- --ignored"]
-fn three_daemons_two_epochs_satisfy_every_property() {
-    let report = check(
-        ProtectionModel {
-            daemons: 3,
-            ..ProtectionModel::bounded(None)
-        },
-        CheckOptions {
-            max_states: 100_000_000,
-            ..CheckOptions::default()
-        },
-    );
-    let failing: Vec<_> = report.properties.iter().filter(|p| !p.holds).collect();
-    assert!(failing.is_empty(), "failing properties: {failing:#?}");
-    assert!(report.complete, "the bounded space must be exhausted");
-}
-
 /// Which property each mutant must violate (it may violate others too).
 const CATCHES: [(ProtectionMutant, &str); 3] = [
     (ProtectionMutant::SealNewest, "PROT-HELD"),
@@ -66,19 +41,7 @@ fn every_mutant_is_caught_with_a_counterexample() {
     let mut violated = BTreeSet::new();
     for (mutant, property) in CATCHES {
         let report = check(ProtectionModel::bounded(Some(mutant)), CheckOptions::default());
-        let p = report.property(property).expect("property exists");
-        assert!(!p.holds, "{} not caught by {property}", mutant.name());
-        assert!(
-            p.counterexample.as_ref().is_some_and(|c| !c.is_empty()),
-            "no counterexample path"
-        );
-        violated.extend(
-            report
-                .properties
-                .iter()
-                .filter(|p| !p.holds && p.expectation == "always")
-                .map(|p| p.name.clone()),
-        );
+        violated.extend(report.assert_caught(mutant.name(), property));
     }
     for name in ["PROT-HELD", "PROT-OPENS", "PROT-CONVERGE"] {
         assert!(violated.contains(name), "no mutant violates {name}");

@@ -7,14 +7,7 @@ use super::member::Mutant;
 use crate::check::CheckOptions;
 
 fn assert_all_hold(model: TgdhModel, expected_states: usize) {
-    let report = check(model, CheckOptions::default());
-    let failing: Vec<_> = report.properties.iter().filter(|p| !p.holds).collect();
-    assert!(failing.is_empty(), "failing properties: {failing:#?}");
-    assert!(report.complete, "the bounded space must be exhausted");
-    assert_eq!(
-        report.states, expected_states,
-        "state count changed: update the pin if intended"
-    );
+    check(model, CheckOptions::default()).assert_exhaustive_pass(expected_states);
 }
 
 #[test]
