@@ -28,7 +28,9 @@
 //!   with self-discard; the encrypted run seals every payload (timestamp inside) and every
 //!   receiver opens it. Output: `{"mode":"e2e_compare","size","plain":{throughput},
 //!   "integrated_vs":{throughput, "undecryptable"},"ratio"}`, `ratio` = encrypted / plain
-//!   messages per second.
+//!   messages per second. **`--e2e-only`**: only the encrypted run (throughput JSON with
+//!   `"undecryptable"`), for `optimized-evs` clusters, which report plaintext group messages as
+//!   undecryptable.
 //!
 //! Output: one JSON object with `--json`, one readable line otherwise. Throughput JSON:
 //! `{"mode":"throughput","senders","receivers","size","count","service","messages_per_s",
@@ -106,6 +108,11 @@ pub struct FloodArgs {
     /// senders as members in both; reports both and the ratio (needs daemons with security on).
     #[arg(long, conflicts_with_all = ["pingpong", "join_latency", "scale_clients"])]
     compare_e2e: bool,
+    /// Throughput mode: only the end-to-end encrypted run of `--compare-e2e` (an
+    /// `optimized-evs` cluster reports plaintext group messages as undecryptable, so it has no
+    /// plaintext run).
+    #[arg(long, conflicts_with_all = ["pingpong", "join_latency", "scale_clients", "compare_e2e"])]
+    e2e_only: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -247,6 +254,8 @@ pub fn run(args: &FloodArgs) -> Result<ExitCode, CliError> {
                 scale(&p, args, n.max(1)).await
             } else if args.compare_e2e {
                 compare_e2e(&p, args).await
+            } else if args.e2e_only {
+                throughput(&p, args, Senders::Members { e2e: true }).await
             } else {
                 throughput(&p, args, Senders::Outside).await
             }
