@@ -334,6 +334,24 @@ fn i10_members_talk_an_evicted_member_cannot_decrypt() {
     }
 }
 
+/// The next JSON event of an `sgc user` for which `f` holds (within [`WAIT`]).
+fn next_event(
+    rx: &std::sync::mpsc::Receiver<serde_json::Value>,
+    what: &str,
+    f: &dyn Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(v) if f(&v) => return v,
+            Ok(v) => seen.push(v),
+            Err(_) => panic!("no {what} within {WAIT:?}; seen {seen:#?}"),
+        }
+    }
+}
+
 #[test]
 fn i20_sgc_user_vs_prints_decrypted_messages() {
     let c = up_secure("integrated-i20", 3, "integrated-vs");
@@ -347,20 +365,7 @@ fn i20_sgc_user_vs_prints_decrypted_messages() {
     };
     let (mut ca, mut ia, ea) = start("d0", "alice");
     let (mut cb, mut ib, eb) = start("d1", "bob");
-    let next = |rx: &std::sync::mpsc::Receiver<serde_json::Value>,
-                what: &str,
-                f: &dyn Fn(&serde_json::Value) -> bool| {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(v) if f(&v) => return v,
-                Ok(v) => seen.push(v),
-                Err(_) => panic!("no {what} within {WAIT:?}; seen {seen:#?}"),
-            }
-        }
-    };
+    let next = next_event;
     for (i, rx) in [(&mut ia, &ea), (&mut ib, &eb)] {
         next(rx, "connected", &|v| v["event"] == "connected");
         writeln!(i, "join chat").expect("stdin");
@@ -383,10 +388,9 @@ fn i20_sgc_user_vs_prints_decrypted_messages() {
     }
 }
 
-#[test]
-fn i30_flood_compares_plaintext_and_end_to_end_throughput() {
-    let c = up_secure("integrated-i30", 3, "integrated-vs");
-    let socks: Vec<String> = ["d0", "d1", "d2"]
+/// The three daemons' Unix sockets, as `sgc flood --daemon` takes them.
+fn unix_sockets(c: &Cluster) -> String {
+    ["d0", "d1", "d2"]
         .iter()
         .map(|d| {
             format!(
@@ -394,16 +398,16 @@ fn i30_flood_compares_plaintext_and_end_to_end_throughput() {
                 c.dir.join(d).join("data").join("client.sock").display()
             )
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn i30_flood_compares_plaintext_and_end_to_end_throughput() {
+    let c = up_secure("integrated-i30", 3, "integrated-vs");
+    let socks = unix_sockets(&c);
     let out = Command::new(SGC)
-        .args([
-            "flood",
-            "--daemon",
-            &socks.join(","),
-            "--compare-e2e",
-            "--size",
-            "200",
-        ])
+        .args(["flood", "--daemon", &socks, "--compare-e2e", "--size", "200"])
         .args(["--count", "500", "--timeout-s", "60", "--json"])
         .output()
         .expect("run sgc flood");
@@ -417,6 +421,88 @@ fn i30_flood_compares_plaintext_and_end_to_end_throughput() {
     assert_eq!(v["integrated_vs"]["undecryptable"], 0, "{v}");
     assert!(v["plain"].get("undecryptable").is_none());
     assert!(v["ratio"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+}
+
+#[test]
+fn o20_flood_e2e_only_runs_on_an_optimized_evs_cluster() {
+    let c = up_secure("integrated-o20", 3, "optimized-evs");
+    let out = Command::new(SGC)
+        .args(["flood", "--daemon", &unix_sockets(&c), "--e2e-only"])
+        .args(["--size", "200", "--count", "500", "--timeout-s", "60", "--json"])
+        .output()
+        .expect("run sgc flood");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = common::json(&out);
+    assert_eq!(v["delivered"], 1500, "{v}");
+    assert_eq!(v["order_errors"], 0, "{v}");
+    assert_eq!(v["undecryptable"], 0, "{v}");
+    assert!(v["messages_per_s"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+}
+
+#[test]
+fn o30_sgc_user_e2e_encrypts_opens_and_reports_plaintext() {
+    let c = up_secure("integrated-o30", 3, "optimized-evs");
+    let start = |d: &str, who: &str, e2e: bool| {
+        let id = identity(&c, who);
+        let id = id.to_str().expect("utf-8 path").to_owned();
+        let mut args = vec!["--json", "--name", who, "--identity", &id];
+        if e2e {
+            args.push("--e2e");
+        }
+        spawn_user(&args, c.d(d).client)
+    };
+    let (mut ca, mut ia, ea) = start("d0", "alice", true);
+    let (mut cb, mut ib, eb) = start("d1", "bob", true);
+    let (mut ck, mut ik, ek) = start("d2", "carol", false);
+    for (i, rx) in [(&mut ia, &ea), (&mut ib, &eb), (&mut ik, &ek)] {
+        next_event(rx, "connected", &|v| v["event"] == "connected");
+        writeln!(i, "join chat").expect("stdin");
+    }
+    for rx in [&ea, &eb, &ek] {
+        next_event(rx, "view of three", &|v| {
+            v["event"] == "membership" && v["members"].as_array().is_some_and(|m| m.len() == 3)
+        });
+    }
+    writeln!(ia, "send chat hello bob").expect("stdin");
+    for rx in [&ea, &eb] {
+        let m = next_event(rx, "the message", &|v| v["event"] == "message");
+        assert_eq!(m["payload"], "hello bob");
+        assert_eq!(m["decrypted"], true);
+    }
+    // carol does not decrypt: she gets the ciphertext, never the text
+    let m = next_event(&ek, "the sealed message", &|v| v["event"] == "message");
+    assert_ne!(m["payload"], "hello bob");
+    assert!(m.get("decrypted").is_none());
+    // her plaintext is reported to the others, never shown as a message
+    writeln!(ik, "send chat in clear").expect("stdin");
+    for rx in [&ea, &eb] {
+        let u = next_event(rx, "the report", &|v| v["event"] == "undecryptable");
+        assert_eq!(u["reason"], "not_encrypted", "{u}");
+        assert_eq!(u["group"], "chat");
+        assert!(u["sender"].as_str().is_some_and(|s| s.contains("carol")), "{u}");
+    }
+    // with --e2e nothing is sent that cannot be sealed
+    writeln!(ia, "send nokey secret").expect("stdin");
+    let e = next_event(&ea, "an error", &|v| v["event"] == "error");
+    assert!(
+        e["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("no key for group nokey")),
+        "{e}"
+    );
+    writeln!(ia, "send chat,other two groups").expect("stdin");
+    let e = next_event(&ea, "an error", &|v| v["event"] == "error");
+    assert!(
+        e["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("exactly one group")),
+        "{e}"
+    );
+    for (ch, mut i) in [(&mut ca, ia), (&mut cb, ib), (&mut ck, ik)] {
+        let _ = writeln!(i, "quit");
+        drop(i);
+        let _ = ch.wait();
+    }
 }
 
 /// An EVS client of an `optimized-evs` cluster, with everything it received (opened).
