@@ -171,19 +171,20 @@ pub fn open_with<'k>(
 }
 
 /// The Optimized EVS fix of one message: open `body` with `old` (the key its header names) and
-/// seal the plaintext under `current` with a fresh nonce, in the same context. A body already
-/// under `current` is returned unchanged.
+/// seal the plaintext under `current` with `nonce` (fresh; never reused under one key), in the
+/// same context. A body already under `current` is returned unchanged.
 pub fn reseal(
     old: &E2eKey,
     current: &E2eKey,
     ctx: &E2eContext<'_>,
     body: &[u8],
+    nonce: [u8; 12],
 ) -> Result<Vec<u8>, E2eError> {
     if header_key_id(body) == Some(current.key_id) {
         return Ok(body.to_vec());
     }
     let mut plain = old.open(ctx, body)?;
-    let out = current.seal(ctx, &plain);
+    let out = current.seal_with_nonce(ctx, &plain, nonce);
     plain.zeroize();
     out
 }
@@ -223,14 +224,11 @@ impl MessageCrypto<GroupKey> for HmacGroupKeys {
             sender: &sender,
             mess_type: ctx.mess_type,
         };
-        let mut plain = old.open(&ctx, body).map_err(|e| match e {
+        reseal(&old, &current, &ctx, body, nonce).map_err(|e| match e {
             E2eError::NotEncrypted => Undecryptable::NotEncrypted,
             E2eError::UnknownKey(_) | E2eError::BadKey => Undecryptable::KeyNotHeld,
             _ => Undecryptable::Unauthentic,
-        })?;
-        let out = current.seal_with_nonce(&ctx, &plain, nonce);
-        plain.zeroize();
-        out.map_err(|_| Undecryptable::Unauthentic)
+        })
     }
 }
 
@@ -258,6 +256,64 @@ mod tests {
             assert_eq!(header_key_id(&ct), Some(0x1122));
             assert_eq!(k.open(&CTX, &ct).expect("open"), pt);
         }
+    }
+
+    #[test]
+    fn the_daemon_reseals_an_old_key_message_under_the_current_key() {
+        use crate::group_key::{GroupKeyAlg, hmac};
+        use sgc_model::groups::{GroupName, PrivateName};
+        use sgc_model::keys::GroupKeyMac as _;
+        let mac = HmacGroupKeys::new(GroupKeyAlg::HmacSha256);
+        let (old, cur) = (
+            hmac(GroupKeyAlg::HmacSha256, b"servers", b"view 1"),
+            hmac(GroupKeyAlg::HmacSha256, b"servers", b"view 2"),
+        );
+        let (old_id, cur_id) = (mac.key_id(&old), mac.key_id(&cur));
+        let group = GroupName::new("chat").expect("name");
+        let sender = PrivateName::new(0, "alice", "d0").expect("name");
+        let ctx = MessageContext {
+            group: &group,
+            sender: &sender,
+            mess_type: 7,
+        };
+        let e2e = E2eContext {
+            group: "chat",
+            sender: "#alice#d0",
+            mess_type: 7,
+        };
+        let body = E2eKey::new(old_id, old.as_bytes())
+            .and_then(|k| k.seal(&e2e, b"late message"))
+            .expect("seal");
+        assert_eq!(mac.message_key_id(&body), Some(old_id));
+        let fixed = mac
+            .reseal((&old, old_id), (&cur, cur_id), &ctx, &body, [9; 12])
+            .expect("reseal");
+        assert_eq!(header_key_id(&fixed), Some(cur_id));
+        let opened = E2eKey::new(cur_id, cur.as_bytes()).and_then(|k| k.open(&e2e, &fixed));
+        assert_eq!(opened.expect("opens under the current key"), b"late message");
+        // altered bytes, another sender, or a plaintext body are refused, typed
+        let mut bad = body.clone();
+        if let Some(b) = bad.last_mut() {
+            *b ^= 1;
+        }
+        assert_eq!(
+            mac.reseal((&old, old_id), (&cur, cur_id), &ctx, &bad, [9; 12]),
+            Err(Undecryptable::Unauthentic)
+        );
+        let mallory = PrivateName::new(0, "mallory", "d0").expect("name");
+        let other = MessageContext {
+            sender: &mallory,
+            ..ctx
+        };
+        assert_eq!(
+            mac.reseal((&old, old_id), (&cur, cur_id), &other, &body, [9; 12]),
+            Err(Undecryptable::Unauthentic)
+        );
+        assert_eq!(
+            mac.reseal((&old, old_id), (&cur, cur_id), &ctx, b"plain", [9; 12]),
+            Err(Undecryptable::NotEncrypted)
+        );
+        assert_eq!(mac.message_key_id(b"plain"), None);
     }
 
     #[test]
@@ -307,16 +363,25 @@ mod tests {
     fn reseal_moves_a_message_to_the_current_key() {
         let (old, cur) = (key(1, 1), key(2, 2));
         let ct = old.seal(&CTX, b"sent under the old key").expect("seal");
-        let fixed = reseal(&old, &cur, &CTX, &ct).expect("reseal");
+        let fixed = reseal(&old, &cur, &CTX, &ct, [1; 12]).expect("reseal");
         assert_eq!(header_key_id(&fixed), Some(2));
         assert_eq!(cur.open(&CTX, &fixed).expect("open"), b"sent under the old key");
-        assert_eq!(reseal(&cur, &cur, &CTX, &fixed).expect("same key"), fixed);
-        assert_eq!(reseal(&key(3, 3), &cur, &CTX, &ct), Err(E2eError::UnknownKey(1)));
+        assert_eq!(
+            reseal(&cur, &cur, &CTX, &fixed, [2; 12]).expect("same key"),
+            fixed
+        );
+        assert_eq!(
+            reseal(&key(3, 3), &cur, &CTX, &ct, [3; 12]),
+            Err(E2eError::UnknownKey(1))
+        );
         let other = E2eContext {
             sender: "#eve#d1",
             ..CTX
         };
-        assert_eq!(reseal(&old, &cur, &other, &ct), Err(E2eError::Unauthentic(1)));
+        assert_eq!(
+            reseal(&old, &cur, &other, &ct, [4; 12]),
+            Err(E2eError::Unauthentic(1))
+        );
     }
 
     #[test]

@@ -690,7 +690,7 @@ where
         let Some(old) = self
             .group_keys
             .get_mut(&group)
-            .and_then(|k| k.use_old(id, now, policy))
+            .and_then(|k| k.find(id, now, policy))
         else {
             return report(st, d, Some(id), Undecryptable::KeyNotHeld);
         };

@@ -213,8 +213,12 @@ impl<GK> GroupKeys<GK> {
         }
     }
 
-    /// The old key with this id, if it has not expired by `now`; its use is recorded.
-    pub fn use_old(&mut self, key_id: u64, now: u64, policy: &EvsPolicy) -> Option<&StoredKey<GK>> {
+    /// The stored key with this id — the group's current key at this daemon, or an old one
+    /// that has not expired by `now` (its use is then recorded).
+    pub fn find(&mut self, key_id: u64, now: u64, policy: &EvsPolicy) -> Option<&StoredKey<GK>> {
+        if self.current.key_id == key_id {
+            return Some(&self.current);
+        }
         self.expire(now, policy);
         let k = self.old.iter_mut().find(|k| k.key_id == key_id)?;
         k.last_used = now;
@@ -229,4 +233,125 @@ pub fn nonce_of(entropy: &[u8; 32]) -> [u8; 12] {
     let mut n = [0u8; 12];
     n.copy_from_slice(&entropy[..12]);
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::Gid;
+    use crate::ring::{ConfigId, Pid, RingId};
+
+    fn key(id: u64) -> StoredKey<u64> {
+        let ring = RingId {
+            seq: 1,
+            rep: Pid::new(0, 1),
+        };
+        StoredKey {
+            view: KeyView {
+                gid: Gid {
+                    conf: ConfigId::Regular(ring),
+                    index: u32::try_from(id).unwrap_or(0),
+                },
+                ring,
+                refresh: 0,
+            },
+            key_id: id,
+            key: id * 100,
+            last_used: 0,
+        }
+    }
+
+    const POLICY: EvsPolicy = EvsPolicy {
+        key_timeout_ms: Some(1000),
+        max_old_keys: 2,
+    };
+
+    #[test]
+    fn a_new_view_makes_the_previous_key_old_and_key_out_drops_the_oldest() {
+        let mut g = GroupKeys::new(key(1));
+        for (id, now) in [(2, 10), (3, 20), (4, 30)] {
+            g.install(key(id), now, &POLICY, false);
+        }
+        assert_eq!(g.current.key_id, 4);
+        let old: Vec<u64> = g.old.iter().map(|k| k.key_id).collect();
+        assert_eq!(old, [2, 3], "key 1 keyed out (at most 2 old keys)");
+        assert!(g.find(1, 30, &POLICY).is_none());
+        assert_eq!(g.find(3, 30, &POLICY).map(|k| k.key), Some(300));
+        assert_eq!(
+            g.find(4, 30, &POLICY).map(|k| k.key),
+            Some(400),
+            "the current key"
+        );
+        // installing the current key again changes nothing
+        g.install(key(4), 40, &POLICY, false);
+        assert_eq!(g.old.len(), 2);
+    }
+
+    #[test]
+    fn an_old_key_times_out_unless_messages_keep_using_it() {
+        let mut g = GroupKeys::new(key(1));
+        g.install(key(2), 0, &POLICY, false);
+        g.install(key(3), 0, &POLICY, false);
+        // key 2 is used at 900: its clock restarts; key 1 is not
+        assert!(g.find(2, 900, &POLICY).is_some());
+        assert!(g.find(1, 1000, &POLICY).is_none(), "1000 ms idle: expired");
+        assert!(g.find(2, 1899, &POLICY).is_some());
+        g.expire(2899, &POLICY);
+        assert!(g.old.is_empty());
+        assert_eq!(g.current.key_id, 3, "the current key never expires");
+        let never = EvsPolicy {
+            key_timeout_ms: None,
+            ..POLICY
+        };
+        let mut g = GroupKeys::new(key(1));
+        g.install(key(2), 0, &never, false);
+        assert!(g.find(1, u64::MAX, &never).is_some());
+    }
+
+    #[test]
+    fn the_forgetting_mutant_keeps_no_old_key() {
+        let mut g = GroupKeys::new(key(1));
+        g.install(key(2), 0, &POLICY, true);
+        assert!(g.old.is_empty());
+        assert!(g.find(1, 0, &POLICY).is_none());
+    }
+
+    #[test]
+    fn the_symbolic_format_reseals_only_from_the_key_its_header_names() {
+        let sym = SymbolicMac;
+        let k = |id| SymGroupKey {
+            servers: 0u8,
+            input: vec![id],
+        };
+        let g = GroupName::new("g").unwrap_or_else(|_| unreachable!());
+        let p = PrivateName::new(0, "u", "d").unwrap_or_else(|_| unreachable!());
+        let ctx = MessageContext {
+            group: &g,
+            sender: &p,
+            mess_type: 0,
+        };
+        let body = sym_seal(1, b"x");
+        assert_eq!(
+            MessageCrypto::<SymGroupKey<u8>>::message_key_id(&sym, &body),
+            Some(1)
+        );
+        let out = sym.reseal((&k(1), 1), (&k(2), 2), &ctx, &body, [0; 12]);
+        assert_eq!(out, Ok(sym_seal(2, b"x")));
+        assert_eq!(
+            sym.reseal((&k(3), 3), (&k(2), 2), &ctx, &body, [0; 12]),
+            Err(Undecryptable::Unauthentic)
+        );
+        assert_eq!(
+            MessageCrypto::<SymGroupKey<u8>>::message_key_id(&sym, b"plain"),
+            None
+        );
+        for r in [
+            Undecryptable::NotEncrypted,
+            Undecryptable::KeyNotHeld,
+            Undecryptable::Unauthentic,
+        ] {
+            assert_eq!(Undecryptable::from_code(r.code()), Some(r));
+        }
+        assert_eq!(Undecryptable::from_code(0), None);
+    }
 }
