@@ -586,8 +586,11 @@ fn o10_optimized_evs_reencrypts_old_key_messages_and_reports_expired_ones() {
         "integrated-o10",
         3,
         "optimized-evs",
-        &["--evs-key-timeout-ms", "800"],
+        &["--evs-key-timeout-ms", "3000"],
     );
+    // one ring of the three daemons first: a view installed while d2 was still apart would be
+    // one d2 never saw, and its key one d2 cannot re-encrypt from (reported instead)
+    c.wait_rings(&[&["d0", "d1", "d2"]]);
     let g = GroupName::new("evs").expect("name");
     let mut a = EvsMember::connect(&c, "d0", "alice");
     let mut b = EvsMember::connect(&c, "d1", "bob");
@@ -650,8 +653,10 @@ fn o10_optimized_evs_reencrypts_old_key_messages_and_reports_expired_ones() {
         })
     });
 
-    // v1 expires (800 ms without a message under it): the next one under v1 is reported
-    std::thread::sleep(Duration::from_millis(2500));
+    // v1 expires (3 s without a message under it; the daemons' clock ticks every 750 ms):
+    // the next one under v1 is reported. The time-out is long enough for the steps above to
+    // finish well within it on a loaded machine.
+    std::thread::sleep(Duration::from_millis(4500));
     a.send_under(&g, &v1, "too late");
     pump_evs(&mut [&mut a, &mut b, &mut k], "expired-key reports", |ms| {
         ms.iter().all(|m| {
