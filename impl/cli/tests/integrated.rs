@@ -23,11 +23,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Info, SGC, WAIT, spawn_user, test_dir};
+use common::{Cluster, SGC, WAIT, spawn_user};
 use sgc_client::blocking::Client;
 use sgc_client::vs::VsEvent;
 use sgc_client::vs::blocking::VsClient;
@@ -44,47 +43,16 @@ fn up_secure(name: &str, n: u16, mode: &str) -> Cluster {
 
 /// [`up_secure`] with `extra` options for `sgc cluster up`.
 fn up_secure_with(name: &str, n: u16, mode: &str, extra: &[&str]) -> Cluster {
-    let dir = test_dir(name);
-    let mut last = String::new();
-    for _ in 0..3 {
-        let out = Command::new(SGC)
-            .args([
-                "cluster",
-                "up",
-                "--daemons",
-                &n.to_string(),
-                "--security",
-                mode,
-                "--json",
-            ])
-            .args(extra)
-            .arg("--dir")
-            .arg(&dir)
-            .output()
-            .expect("run sgc cluster up");
-        if out.status.success() {
-            let info: Info = serde_json::from_slice(&out.stdout).expect("cluster up --json output");
-            return Cluster {
-                dir,
-                info,
-                extra: Vec::new(),
-            };
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    panic!("sgc cluster up failed: {last}");
+    let mut args = vec!["--security", mode];
+    args.extend_from_slice(extra);
+    common::up_with(name, n, &args)
 }
 
 fn tls(c: &Cluster, daemon: &str, who: &str) -> Endpoint {
     Endpoint::Tls {
         addr: c.d(daemon).client,
-        identity: identity(c, who),
+        identity: c.identity(who),
     }
-}
-
-fn identity(c: &Cluster, who: &str) -> PathBuf {
-    c.dir.join("pki").join("clients").join(who)
 }
 
 /// Retry `f` while the ring forms (bounded by [`WAIT`]).
@@ -356,7 +324,7 @@ fn next_event(
 fn i20_sgc_user_vs_prints_decrypted_messages() {
     let c = up_secure("integrated-i20", 3, "integrated-vs");
     let start = |d: &str, who: &str| {
-        let id = identity(&c, who);
+        let id = c.identity(who);
         let id = id.to_str().expect("utf-8 path").to_owned();
         spawn_user(
             &["--vs", "--json", "--name", who, "--identity", &id],
@@ -443,7 +411,7 @@ fn o20_flood_e2e_only_runs_on_an_optimized_evs_cluster() {
 fn o30_sgc_user_e2e_encrypts_opens_and_reports_plaintext() {
     let c = up_secure("integrated-o30", 3, "optimized-evs");
     let start = |d: &str, who: &str, e2e: bool| {
-        let id = identity(&c, who);
+        let id = c.identity(who);
         let id = id.to_str().expect("utf-8 path").to_owned();
         let mut args = vec!["--json", "--name", who, "--identity", &id];
         if e2e {

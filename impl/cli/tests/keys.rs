@@ -12,11 +12,10 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Info, SGC, WAIT, test_dir};
+use common::{Cluster, SGC, WAIT};
 use sgc_client::blocking::Client;
 use sgc_client::{Endpoint, GroupKeyInfo};
 use sgc_daemon::admin::Request;
@@ -29,47 +28,20 @@ fn up_secure(name: &str, n: u16, refresh_ms: Option<u64>) -> Cluster {
 
 /// The same with more `sgc cluster up` arguments.
 fn up_secure_with(name: &str, n: u16, refresh_ms: Option<u64>, more: &[&str]) -> Cluster {
-    let dir = test_dir(name);
-    let mut last = String::new();
-    for _ in 0..3 {
-        let mut cmd = Command::new(SGC);
-        cmd.args([
-            "cluster",
-            "up",
-            "--daemons",
-            &n.to_string(),
-            "--security",
-            "three-step",
-            "--json",
-        ]);
-        if let Some(ms) = refresh_ms {
-            cmd.args(["--refresh-ms", &ms.to_string()]);
-        }
-        cmd.args(more);
-        let out = cmd.arg("--dir").arg(&dir).output().expect("run sgc cluster up");
-        if out.status.success() {
-            let info: Info = serde_json::from_slice(&out.stdout).expect("cluster up --json output");
-            return Cluster {
-                dir,
-                info,
-                extra: Vec::new(),
-            };
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        let _ = std::fs::remove_dir_all(&dir);
+    let ms = refresh_ms.map(|ms| ms.to_string());
+    let mut args = vec!["--security", "three-step"];
+    if let Some(ms) = &ms {
+        args.extend(["--refresh-ms", ms.as_str()]);
     }
-    panic!("sgc cluster up failed: {last}");
-}
-
-fn identity(c: &Cluster, who: &str) -> PathBuf {
-    c.dir.join("pki").join("clients").join(who)
+    args.extend_from_slice(more);
+    common::up_with(name, n, &args)
 }
 
 /// Connect over mutual TLS, retrying while the ring forms (bounded).
 fn connect(c: &Cluster, daemon: &str, who: &str) -> Client {
     let ep = Endpoint::Tls {
         addr: c.d(daemon).client,
-        identity: identity(c, who),
+        identity: c.identity(who),
     };
     let deadline = Instant::now() + WAIT;
     loop {
@@ -270,7 +242,7 @@ fn k20_a_refresh_is_an_artificial_membership_with_a_new_key() {
         .args(["user", "--json", "--name", "carol", "--daemon"])
         .arg(c.d("d1").client.to_string())
         .arg("--identity")
-        .arg(identity(&c, "carol"))
+        .arg(c.identity("carol"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -144,6 +144,11 @@ pub fn up_with(name: &str, n: u16, extra: &[&str]) -> Cluster {
 }
 
 impl Cluster {
+    /// The identity directory `sgc cluster up --security` created for client `who`.
+    pub fn identity(&self, who: &str) -> PathBuf {
+        self.dir.join("pki").join("clients").join(who)
+    }
+
     /// Comma-separated addresses of every daemon, as `f` picks them.
     pub fn list(&self, f: impl Fn(&D) -> SocketAddr) -> String {
         self.info
